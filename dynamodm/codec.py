@@ -1,0 +1,745 @@
+"""Python values <-> DynamoDB AttributeValues, compiled once per field type.
+
+Encoders turn a validated Python value into the low-level AttributeValue form
+(``{"S": "..."}``); decoders turn an AttributeValue into a plain Python value that
+Pydantic then validates into the field's type. Bytes travel as ``bytes``; the
+transport chooses their wire form.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter
+
+from .errors import ItemTooLarge, UsageError
+
+AttributeValue = dict[str, Any]
+Item = dict[str, AttributeValue]
+
+MAX_ITEM_SIZE = 409_600
+_UTC = UTC
+_NUMBER_CONTEXT = Context(prec=60)
+_INT_LIMIT = 10**38
+
+
+class EncodeError(UsageError, ValueError):
+    """A value DynamoDB cannot store (named by model and field where known)."""
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def check_number(text: str) -> str:
+    """Check a number's text against DynamoDB's range and precision; return it."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise EncodeError(f"{text!r} is not a number") from None
+    if not number.is_finite():
+        raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
+    if number:
+        _, digits, _ = number.normalize(_NUMBER_CONTEXT).as_tuple()
+        significant = len(digits)
+        adjusted = number.adjusted()
+        if significant > 38:
+            raise EncodeError(
+                f"a number with {significant} significant digits cannot be stored: "
+                "DynamoDB keeps at most 38 (use a str field for longer values)"
+            )
+        if adjusted > 125 or adjusted < -130:
+            raise EncodeError(
+                "a number outside DynamoDB's range (magnitude 1E-130 to "
+                "9.9999999999999999999999999999999999999E+125) cannot be stored"
+            )
+    return text
+
+
+def encode_int(value: int) -> AttributeValue:
+    if -_INT_LIMIT < value < _INT_LIMIT:
+        return {"N": str(value)}
+    return {"N": check_number(str(value))}
+
+
+def encode_float(value: float) -> AttributeValue:
+    text = repr(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
+    return {"N": check_number(text)}
+
+
+def encode_decimal(value: Decimal) -> AttributeValue:
+    return {"N": check_number(str(value))}
+
+
+def number_text(value: Any) -> str:
+    """The N text of an int, float or Decimal (bool refused)."""
+    if isinstance(value, bool):
+        raise EncodeError("a bool is not a number here")
+    if isinstance(value, int):
+        return encode_int(value)["N"]  # type: ignore[no-any-return]
+    if isinstance(value, float):
+        return encode_float(value)["N"]  # type: ignore[no-any-return]
+    if isinstance(value, Decimal):
+        return check_number(str(value))
+    raise EncodeError(f"expected a number, got {type(value).__name__}")
+
+
+def decode_number(text: str) -> int | float | Decimal:
+    """An N value read without a declared type: int if integral, else float if exact."""
+    if "." not in text and "e" not in text and "E" not in text:
+        return int(text)
+    as_float = float(text)
+    if repr(as_float) == text:
+        return as_float
+    exact = Decimal(text)
+    if exact == exact.to_integral_value() and abs(exact) < _INT_LIMIT:
+        return int(exact)
+    return exact
+
+
+def _to_int(av: AttributeValue) -> Any:
+    text = av["N"]
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
+
+
+# ---------------------------------------------------------------- time
+
+
+def format_datetime(value: datetime) -> str:
+    """UTC, fixed width ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: string order is time order."""
+    if value.tzinfo is not None:
+        value = value.astimezone(_UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
+    )
+
+
+def epoch_seconds(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    return int(value.timestamp())
+
+
+# ---------------------------------------------------------------- runtime (Any)
+
+
+def encode_any(value: Any) -> AttributeValue | None:
+    """Encode by the runtime type of the value (Any fields and untyped containers)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return encode_int(value)
+    if isinstance(value, float):
+        return encode_float(value)
+    if isinstance(value, Decimal):
+        return encode_decimal(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"B": bytes(value)}
+    if isinstance(value, Mapping):
+        return {"M": _encode_any_map(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [_encode_any_element(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        return _encode_any_set(value)
+    if isinstance(value, datetime):
+        return {"S": format_datetime(value)}
+    if isinstance(value, date):
+        return {"S": value.isoformat()}
+    if isinstance(value, time):
+        return {"S": value.isoformat()}
+    if isinstance(value, enum.Enum):
+        return encode_any(value.value)
+    if isinstance(value, uuid.UUID):
+        return {"S": str(value)}
+    if isinstance(value, SecretStr | SecretBytes):
+        return encode_any(value.get_secret_value())
+    if isinstance(value, BaseModel):
+        return model_codec(type(value)).encode(value)
+    dumped = TypeAdapter(type(value)).dump_python(value, mode="json")
+    if type(dumped) is type(value):
+        raise EncodeError(f"values of type {type(value).__name__} cannot be stored")
+    return encode_any(dumped)
+
+
+def _encode_any_element(value: Any) -> AttributeValue:
+    encoded = encode_any(value)
+    if encoded is None:
+        raise EncodeError("an empty set cannot be stored inside a list or map")
+    return encoded
+
+
+def _encode_any_map(value: Mapping[Any, Any]) -> Item:
+    out: Item = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise EncodeError(f"map keys must be strings, got {type(key).__name__}")
+        out[key] = _encode_any_element(item)
+    return out
+
+
+def _encode_any_set(value: set[Any] | frozenset[Any]) -> AttributeValue | None:
+    if not value:
+        return None
+    if all(isinstance(v, str) for v in value):
+        return {"SS": list(value)}
+    if all(isinstance(v, bytes) for v in value):
+        return {"BS": list(value)}
+    if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
+        return {"NS": [number_text(v) for v in value]}
+    raise EncodeError("a set must hold only strings, only numbers or only bytes")
+
+
+def decode_any(av: AttributeValue) -> Any:
+    """Decode by the AttributeValue's own type."""
+    for kind, raw in av.items():
+        if kind == "S":
+            return raw
+        if kind == "N":
+            return decode_number(raw)
+        if kind == "BOOL":
+            return raw
+        if kind == "NULL":
+            return None
+        if kind == "M":
+            return {k: decode_any(v) for k, v in raw.items()}
+        if kind == "L":
+            return [decode_any(v) for v in raw]
+        if kind == "B":
+            return bytes(raw)
+        if kind == "SS":
+            return set(raw)
+        if kind == "NS":
+            return {decode_number(v) for v in raw}
+        if kind == "BS":
+            return {bytes(v) for v in raw}
+    raise EncodeError(f"unknown AttributeValue {list(av)!r}")
+
+
+# ---------------------------------------------------------------- compiled codecs
+
+
+class Codec:
+    """How one declared type travels. Subclasses are compiled once per type."""
+
+    key_type: Literal["S", "N", "B"] | None = None
+    nullable = False
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        """The AttributeValue for a non-None value, or None to omit the attribute."""
+        return encode_any(value)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return decode_any(av)
+
+    def child(self, key: str | int) -> Codec:
+        """The codec of a nested map key or list index (for attribute paths)."""
+        return ANY
+
+    def field_attribute(self, name: str) -> str | None:
+        """The attribute name of a nested model field, or None when unknown."""
+        return None
+
+
+class _Any(Codec):
+    pass
+
+
+ANY = _Any()
+
+
+class _Str(Codec):
+    key_type = "S"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"S": value if type(value) is str else str(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return av["S"] if "S" in av else decode_any(av)
+
+
+class _Int(Codec):
+    key_type = "N"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return encode_int(value)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return _to_int(av) if "N" in av else decode_any(av)
+
+
+class _Float(Codec):
+    key_type = "N"
+
+    def encode(self, value: Any) -> AttributeValue:
+        if isinstance(value, float):
+            return encode_float(value)
+        return {"N": number_text(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return float(av["N"]) if "N" in av else decode_any(av)
+
+
+class _Decimal(Codec):
+    key_type = "N"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"N": number_text(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return Decimal(av["N"]) if "N" in av else decode_any(av)
+
+
+class _Bool(Codec):
+    def encode(self, value: Any) -> AttributeValue:
+        return {"BOOL": bool(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "N" in av:
+            return av["N"] != "0"
+        return decode_any(av)
+
+
+class _BoolKey(_Bool):
+    """A bool used as an index key: DynamoDB cannot key on BOOL, so N 0/1."""
+
+    key_type = "N"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"N": "1" if value else "0"}
+
+
+class _Bytes(Codec):
+    key_type = "B"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"B": bytes(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return bytes(av["B"]) if "B" in av else decode_any(av)
+
+
+class _Datetime(Codec):
+    key_type = "S"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"S": format_datetime(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "N" in av:
+            return decode_number(av["N"])
+        return av["S"] if "S" in av else decode_any(av)
+
+
+class _EpochSeconds(Codec):
+    """A TTL field: epoch seconds in an N attribute."""
+
+    key_type = "N"
+
+    def encode(self, value: Any) -> AttributeValue:
+        if isinstance(value, datetime):
+            return {"N": str(epoch_seconds(value))}
+        return {"N": number_text(value)}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "N" in av:
+            return _to_int(av)
+        return decode_any(av)
+
+
+class _Isoformat(Codec):
+    key_type = "S"
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"S": value.isoformat()}
+
+    def decode(self, av: AttributeValue) -> Any:
+        return av["S"] if "S" in av else decode_any(av)
+
+
+class _Enum(Codec):
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+        self.key_type = inner.key_type
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        return self.inner.encode(value.value if isinstance(value, enum.Enum) else value)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return self.inner.decode(av)
+
+
+class _Secret(Codec):
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        return self.inner.encode(value.get_secret_value())
+
+    def decode(self, av: AttributeValue) -> Any:
+        return self.inner.decode(av)
+
+
+class _Dumped(Codec):
+    """Types Pydantic serialises to JSON (timedelta, URLs, ...): stored as that JSON value."""
+
+    def __init__(self, tp: Any) -> None:
+        self.adapter: TypeAdapter[Any] = TypeAdapter(tp)
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        return encode_any(self.adapter.dump_python(value, mode="json"))
+
+
+class _Nullable(Codec):
+    nullable = True
+
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+        self.key_type = inner.key_type
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        return {"NULL": True} if value is None else self.inner.encode(value)
+
+    def decode(self, av: AttributeValue) -> Any:
+        return None if "NULL" in av else self.inner.decode(av)
+
+    def child(self, key: str | int) -> Codec:
+        return self.inner.child(key)
+
+    def field_attribute(self, name: str) -> str | None:
+        return self.inner.field_attribute(name)
+
+
+class _List(Codec):
+    def __init__(self, element: Codec) -> None:
+        self.element = element
+
+    def encode(self, value: Any) -> AttributeValue:
+        encode = self.element.encode
+        out = []
+        for item in value:
+            if item is None:
+                out.append({"NULL": True})
+                continue
+            encoded = encode(item)
+            if encoded is None:
+                raise EncodeError("an empty set cannot be stored inside a list")
+            out.append(encoded)
+        return {"L": out}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "L" not in av:
+            return decode_any(av)
+        decode = self.element.decode
+        return [None if "NULL" in v else decode(v) for v in av["L"]]
+
+    def child(self, key: str | int) -> Codec:
+        return self.element
+
+
+class _Map(Codec):
+    def __init__(self, value: Codec) -> None:
+        self.value = value
+
+    def encode(self, value: Any) -> AttributeValue:
+        encode = self.value.encode
+        out: Item = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                key = key.value if isinstance(key, enum.Enum) else str(key)
+            if item is None:
+                out[key] = {"NULL": True}
+                continue
+            encoded = encode(item)
+            if encoded is None:
+                raise EncodeError("an empty set cannot be stored inside a map")
+            out[key] = encoded
+        return {"M": out}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "M" not in av:
+            return decode_any(av)
+        decode = self.value.decode
+        return {k: None if "NULL" in v else decode(v) for k, v in av["M"].items()}
+
+    def child(self, key: str | int) -> Codec:
+        return self.value
+
+
+class _Set(Codec):
+    def __init__(self, kind: Literal["SS", "NS", "BS"], element: Codec) -> None:
+        self.kind = kind
+        self.element = element
+
+    def encode(self, value: Any) -> AttributeValue | None:
+        if not value:
+            return None
+        if self.kind == "SS":
+            return {"SS": [v.value if isinstance(v, enum.Enum) else str(v) for v in value]}
+        if self.kind == "BS":
+            return {"BS": [bytes(v) for v in value]}
+        return {"NS": [number_text(v.value if isinstance(v, enum.Enum) else v) for v in value]}
+
+    def decode(self, av: AttributeValue) -> Any:
+        if self.kind in av:
+            if self.kind == "NS":
+                return {self.element.decode({"N": v}) for v in av["NS"]}
+            return set(av[self.kind])
+        return decode_any(av)
+
+    def child(self, key: str | int) -> Codec:
+        return self.element
+
+
+class FieldSpec:
+    """One model field on the wire."""
+
+    __slots__ = ("attribute", "codec", "name", "omit_none")
+
+    def __init__(self, name: str, attribute: str, codec: Codec, omit_none: bool) -> None:
+        self.name = name
+        self.attribute = attribute
+        self.codec = codec
+        self.omit_none = omit_none
+
+
+class ModelCodec(Codec):
+    """Encoder and decoder of a Pydantic model class, its fields compiled once."""
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.cls = cls
+        self.fields: list[FieldSpec] = []
+        self.by_name: dict[str, FieldSpec] = {}
+        self.by_attribute: dict[str, FieldSpec] = {}
+
+    def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
+        for name, info in self.cls.model_fields.items():
+            attribute = info.alias or name
+            codec = (overrides or {}).get(name) or compile_type(info.annotation)
+            omit_none = info.default is None and not info.is_required()
+            spec = FieldSpec(name, attribute, codec, omit_none)
+            self.fields.append(spec)
+            self.by_name[name] = spec
+            self.by_attribute[attribute] = spec
+
+    def encode(self, value: Any) -> AttributeValue:
+        return {"M": self.encode_fields(value)}
+
+    def encode_fields(self, instance: Any) -> Item:
+        values = instance.__dict__
+        out: Item = {}
+        for spec in self.fields:
+            value = values[spec.name]
+            if value is None:
+                if not spec.omit_none:
+                    out[spec.attribute] = {"NULL": True}
+                continue
+            try:
+                encoded = spec.codec.encode(value)
+            except EncodeError as exc:
+                raise EncodeError(
+                    f"{self.cls.__name__}.{spec.name}: {exc} (the value is on the instance)"
+                ) from None
+            if encoded is not None:
+                out[spec.attribute] = encoded
+        return out
+
+    def decode(self, av: AttributeValue) -> Any:
+        if "M" not in av:
+            return decode_any(av)
+        return self.decode_fields(av["M"])[0]
+
+    def decode_fields(self, item: Item) -> tuple[dict[str, Any], Item]:
+        """Plain values by attribute name, and the attributes the model does not declare."""
+        data: dict[str, Any] = {}
+        extra: Item = {}
+        by_attribute = self.by_attribute
+        for attribute, av in item.items():
+            spec = by_attribute.get(attribute)
+            if spec is None:
+                extra[attribute] = av
+            elif "NULL" in av:
+                data[attribute] = None
+            else:
+                data[attribute] = spec.codec.decode(av)
+        return data, extra
+
+    def child(self, key: str | int) -> Codec:
+        spec = self.by_name.get(key) if isinstance(key, str) else None
+        return spec.codec if spec else ANY
+
+    def field_attribute(self, name: str) -> str | None:
+        spec = self.by_name.get(name)
+        return spec.attribute if spec else None
+
+
+_MODEL_CODECS: dict[type[BaseModel], ModelCodec] = {}
+
+
+def model_codec(cls: type[BaseModel]) -> ModelCodec:
+    """The compiled codec of a nested model class (built once, recursion-safe)."""
+    codec = _MODEL_CODECS.get(cls)
+    if codec is None:
+        codec = _MODEL_CODECS[cls] = ModelCodec(cls)
+        codec.compile()
+    return codec
+
+
+_STR = _Str()
+_INT = _Int()
+_FLOAT = _Float()
+_DECIMAL = _Decimal()
+_BOOL = _Bool()
+_BYTES = _Bytes()
+_DATETIME = _Datetime()
+_ISO = _Isoformat()
+BOOL_KEY = _BoolKey()
+EPOCH_SECONDS = _EpochSeconds()
+_SCALARS: dict[Any, Codec] = {
+    str: _STR,
+    int: _INT,
+    float: _FLOAT,
+    Decimal: _DECIMAL,
+    bool: _BOOL,
+    bytes: _BYTES,
+    datetime: _DATETIME,
+    date: _ISO,
+    time: _ISO,
+    uuid.UUID: _STR,
+    Any: ANY,
+    object: ANY,
+}
+
+
+def compile_type(tp: Any) -> Codec:
+    """The codec for a declared type (see the type table in the docs)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return compile_type(args[0])
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    if origin in (Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        inner = compile_type(members[0]) if len(members) == 1 else _union(members)
+        return _Nullable(inner) if len(members) < len(args) else inner
+    if origin is Literal:
+        kinds = {type(a) for a in args}
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            if issubclass(kind, enum.Enum):
+                return _Enum(compile_type(type(args[0].value)))
+            return compile_type(kind)
+        return ANY
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            values = {type(m.value) for m in tp}
+            return _Enum(compile_type(values.pop()) if len(values) == 1 else ANY)
+        if issubclass(tp, BaseModel):
+            return model_codec(tp)
+        if issubclass(tp, SecretStr | SecretBytes):
+            return _Secret(_STR if issubclass(tp, SecretStr) else _BYTES)
+        if issubclass(tp, bool):
+            return _BOOL
+        for base in (str, int, float, Decimal, bytes, datetime, date, uuid.UUID):
+            if issubclass(tp, base):
+                return _SCALARS[base]
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        element: Any = args[0] if args else Any
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            element = args[0] if len(set(args)) == 1 else Any
+        return _List(compile_type(element))
+    if origin in (dict, Mapping) or tp is dict:
+        return _Map(compile_type(args[1]) if args else ANY)
+    if origin in (set, frozenset) or tp in (set, frozenset):
+        element = compile_type(args[0]) if args else ANY
+        inner = element.inner if isinstance(element, _Enum) else element
+        if inner is _BYTES:
+            return _Set("BS", element)
+        if inner.key_type == "N":
+            return _Set("NS", element)
+        if inner.key_type == "S":
+            return _Set("SS", element)
+        return _AnySet()
+    return _Dumped(tp)
+
+
+class _AnySet(Codec):
+    def encode(self, value: Any) -> AttributeValue | None:
+        return _encode_any_set(value)
+
+
+def _union(members: list[Any]) -> Codec:
+    """Unions of one scalar kind keep their codec; others go by the runtime type."""
+    codecs = [compile_type(m) for m in members]
+    if all(c is codecs[0] for c in codecs):
+        return codecs[0]
+    return ANY
+
+
+# ---------------------------------------------------------------- item size
+
+
+def item_size(item: Item) -> int:
+    """The item's size by DynamoDB's rules (names + values; lists and maps + 3 bytes)."""
+    return sum(len(name.encode()) + value_size(av) for name, av in item.items())
+
+
+def value_size(av: AttributeValue) -> int:
+    for kind, raw in av.items():
+        if kind == "S":
+            return len(raw.encode())
+        if kind == "N":
+            return _number_size(raw)
+        if kind == "B":
+            return len(raw)
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + 1 + value_size(v) for k, v in raw.items())
+        if kind == "L":
+            return 3 + sum(1 + value_size(v) for v in raw)
+        if kind == "SS":
+            return sum(len(s.encode()) for s in raw)
+        if kind == "NS":
+            return sum(_number_size(n) for n in raw)
+        if kind == "BS":
+            return sum(len(b) for b in raw)
+    return 0
+
+
+def _number_size(text: str) -> int:
+    number = Decimal(text)
+    if not number:
+        return 1
+    sign, digits, _ = number.normalize(_NUMBER_CONTEXT).as_tuple()
+    count = len(digits)
+    adjusted = number.adjusted()
+    even_pad = 1 if count % 2 == 0 and adjusted % 2 == 0 else 0
+    return 1 + -(-count // 2) + even_pad + (1 if sign else 0)
+
+
+def check_item_size(item: Item, model: str, operation: str) -> None:
+    """Raise ItemTooLarge before sending an item DynamoDB would refuse."""
+    size = item_size(item)
+    if size > MAX_ITEM_SIZE:
+        raise ItemTooLarge(
+            f"{operation} {model}: the item is {size} bytes, over DynamoDB's limit of "
+            f"{MAX_ITEM_SIZE}; store large values elsewhere (S3) and keep a reference",
+            size=size,
+        )

@@ -1,0 +1,287 @@
+"""The Model base class: a Pydantic model plus key metadata. Methods are sugar over Session."""
+
+from __future__ import annotations
+
+import typing
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic._internal._model_construction import ModelMetaclass
+
+from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable
+from .errors import InvalidModel
+from .expressions import Action, Condition, Path, _strip
+from .registry import Registry, registry
+from .schema import (
+    RESERVED_FIELD_NAMES,
+    TTL,
+    CreatedAt,
+    GlobalIndex,
+    LocalIndex,
+    Marker,
+    TableSchema,
+    UpdatedAt,
+    Version,
+    build_schema,
+    markers_of,
+)
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+def new_id() -> str:
+    """A new random id (32 hex characters), for ``Field(default_factory=dm.new_id)``."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ModelMeta(ModelMetaclass):
+    """Builds the table schema and codec once, when a model class is defined."""
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        meta = namespace.pop("Meta", None)
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        cls.__dm_meta__ = meta  # type: ignore[attr-defined]
+        cls.__dm_schema__ = None  # type: ignore[attr-defined]
+        cls.__dm_codec__ = None  # type: ignore[attr-defined]
+        if namespace.get("__module__") == __name__ and name == "Model":
+            return cls
+        if meta is None or getattr(meta, "abstract", False):
+            return cls
+        _complete(cls, name, meta)
+        return cls
+
+    if not TYPE_CHECKING:  # type checkers see fields as their values; paths are runtime
+
+        def __getattr__(cls, name: str) -> Any:
+            paths = cls.__dict__.get("__dm_paths__")
+            if paths is not None:
+                found = paths.get(name)
+                if found is not None:
+                    attribute, codec, annotation = found
+                    return Path(cls, name, (attribute,), codec, annotation)
+            return super().__getattr__(name)
+
+
+def _complete(cls: type[Model], name: str, meta: Any) -> None:
+    fields = cls.model_fields
+    for field_name in fields:
+        if field_name in RESERVED_FIELD_NAMES:
+            raise InvalidModel(
+                f"{name}: field {field_name!r} is reserved (model methods take it as a keyword "
+                "argument); rename the field and keep the attribute name with Field(alias=...)"
+            )
+    field_markers = {n: markers_of(info.metadata) for n, info in fields.items()}
+    _check_markers(name, cls, field_markers)
+
+    index_keys = _declared_index_keys(meta, field_markers)
+    codec = ModelCodec(cls)
+    overrides: dict[str, Codec] = {}
+    for field_name, info in fields.items():
+        marks = field_markers[field_name]
+        if TTL in marks:
+            overrides[field_name] = (
+                _Nullable(EPOCH_SECONDS) if _optional(info.annotation) else EPOCH_SECONDS
+            )
+        elif field_name in index_keys and _strip(info.annotation) is bool:
+            overrides[field_name] = _Nullable(BOOL_KEY) if _optional(info.annotation) else BOOL_KEY
+    codec.compile(overrides)
+
+    key_types = {spec.name: spec.codec.key_type for spec in codec.fields}
+    attribute_names = {spec.name: spec.attribute for spec in codec.fields}
+    owner: Registry = getattr(meta, "registry", None) or registry
+    schema = build_schema(name, meta, field_markers, attribute_names, key_types, owner)
+    for key_field in schema.key_fields:
+        if codec.by_name[key_field].codec.nullable:
+            raise InvalidModel(
+                f"{name}: key field {key_field!r} cannot be optional; every item needs its key"
+            )
+    cls.__dm_schema__ = schema
+    cls.__dm_codec__ = codec
+    cls.__dm_paths__ = {  # type: ignore[attr-defined]
+        spec.name: (spec.attribute, spec.codec, fields[spec.name].annotation)
+        for spec in codec.fields
+    }
+    owner.register(cls)
+
+
+def _optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _declared_index_keys(meta: Any, field_markers: dict[str, set[Marker]]) -> set[str]:
+    from .schema import HashKey, RangeKey
+
+    names = {n for n, marks in field_markers.items() if marks & {HashKey, RangeKey}}
+    for index in getattr(meta, "indexes", ()) or ():
+        if isinstance(index, GlobalIndex):
+            names.add(index.hash_key)
+            if index.range_key:
+                names.add(index.range_key)
+        elif isinstance(index, LocalIndex):
+            names.add(index.range_key)
+    return names
+
+
+def _check_markers(name: str, cls: type[Model], field_markers: dict[str, set[Marker]]) -> None:
+    """Check marker types and give CreatedAt/UpdatedAt/Version their defaults."""
+    changed = False
+    for field_name, marks in field_markers.items():
+        info = cls.model_fields[field_name]
+        annotation = _strip(info.annotation)
+        if marks & {CreatedAt, UpdatedAt}:
+            if annotation is not datetime:
+                raise InvalidModel(
+                    f"{name}.{field_name}: CreatedAt/UpdatedAt fields must be datetime"
+                )
+            if info.is_required():
+                info.default_factory = utcnow
+                changed = True
+        if Version in marks:
+            if annotation is not int:
+                raise InvalidModel(f"{name}.{field_name}: a Version field must be an int")
+            if info.is_required():
+                info.default = 0
+                changed = True
+        if TTL in marks and annotation not in (datetime, int, float, Decimal, date):
+            raise InvalidModel(
+                f"{name}.{field_name}: a TTL field must be a datetime (or epoch seconds as int)"
+            )
+    if changed:
+        cls.model_rebuild(force=True)
+
+
+def _session(session: Session | None) -> Session:
+    from .session import current_session
+
+    return current_session(session)
+
+
+class Model(BaseModel, metaclass=ModelMeta):
+    """Base class of every dynamodm model."""
+
+    model_config = ConfigDict(
+        validate_assignment=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        allow_inf_nan=False,
+    )
+
+    __dm_schema__: ClassVar[TableSchema]
+    __dm_codec__: ClassVar[ModelCodec]
+    __dm_meta__: ClassVar[Any]
+
+    _dm_extra: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _dm_partial: bool = PrivateAttr(default=False)
+
+    # -- class-level operations
+
+    @classmethod
+    async def create(cls, *, session: Session | None = None, **values: Any) -> Self:
+        """Build, validate and store a new item; ``AlreadyExists`` if the key is taken."""
+        instance = cls(**values)
+        await _session(session).put(instance, create=True)
+        return instance
+
+    @classmethod
+    async def get(
+        cls,
+        hash_key: Any,
+        range_key: Any = None,
+        *,
+        consistent: bool = False,
+        session: Session | None = None,
+    ) -> Self:
+        """The item with this key; raises ``dm.NotFound`` when there is none."""
+        return await _session(session).get(
+            cls, hash_key, range_key, consistent=consistent, required=True
+        )  # type: ignore[return-value]
+
+    @classmethod
+    async def get_or_none(
+        cls,
+        hash_key: Any,
+        range_key: Any = None,
+        *,
+        consistent: bool = False,
+        session: Session | None = None,
+    ) -> Self | None:
+        """The item with this key, or None."""
+        return await _session(session).get(cls, hash_key, range_key, consistent=consistent)
+
+    @classmethod
+    async def delete_key(
+        cls,
+        hash_key: Any,
+        range_key: Any = None,
+        *,
+        condition: Condition | bool | None = None,
+        session: Session | None = None,
+    ) -> None:
+        """Delete the item with this key (nothing happens if there is none)."""
+        await _session(session).delete_key(cls, hash_key, range_key, condition=condition)
+
+    @classmethod
+    async def upsert(
+        cls,
+        key: Any,
+        *actions: Action,
+        condition: Condition | bool | None = None,
+        session: Session | None = None,
+        **sets: Any,
+    ) -> Self:
+        """Update the item with this key, creating it if missing; returns it as stored.
+
+        ``key`` is a hash value or a ``(hash, range)`` tuple. Creating an item needs
+        every required field among the keyword values.
+        """
+        return await _session(session).upsert(cls, key, actions, sets, condition=condition)
+
+    # -- instance operations
+
+    async def save(
+        self, *, condition: Condition | bool | None = None, session: Session | None = None
+    ) -> None:
+        """Store the whole item (PutItem), honouring Version and ``condition``."""
+        await _session(session).put(self, condition=condition)
+
+    async def update(
+        self,
+        *actions: Action,
+        condition: Condition | bool | None = None,
+        session: Session | None = None,
+        **sets: Any,
+    ) -> None:
+        """Change the stored item in one UpdateItem and refresh this instance from it."""
+        await _session(session).update(self, actions, sets, condition=condition)
+
+    async def delete(
+        self, *, condition: Condition | bool | None = None, session: Session | None = None
+    ) -> None:
+        """Delete this item, honouring Version and ``condition``."""
+        await _session(session).delete(self, condition=condition)
+
+    # -- helpers
+
+    @property
+    def is_partial(self) -> bool:
+        """True when loaded with ``attributes=`` (it cannot be saved whole)."""
+        return self._dm_partial
+
+    @property
+    def extra_attributes(self) -> dict[str, Any]:
+        """Attributes stored on the item that the model does not declare (AttributeValues)."""
+        return dict(self._dm_extra)
+
+    def key(self) -> dict[str, Any]:
+        """The key field values of this instance, by field name."""
+        return {name: getattr(self, name) for name in self.__dm_schema__.key_fields}

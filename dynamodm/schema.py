@@ -1,0 +1,346 @@
+"""What a model declares: key markers, indexes and Meta, checked once into a TableSchema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from .errors import InvalidModel
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+
+class Marker:
+    """A behaviour marker placed in ``Annotated[...]``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"dynamodm.{self.name}"
+
+
+class _TTLMarker(Marker):
+    """TTL values are truncated to whole seconds on assignment, so they round-trip."""
+
+    __slots__ = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_whole_seconds, handler(source))
+
+
+def _whole_seconds(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0)
+    return value
+
+
+HashKey = Marker("HashKey")
+RangeKey = Marker("RangeKey")
+Version = Marker("Version")
+TTL = _TTLMarker("TTL")
+CreatedAt = Marker("CreatedAt")
+UpdatedAt = Marker("UpdatedAt")
+
+MARKERS = (HashKey, RangeKey, Version, TTL, CreatedAt, UpdatedAt)
+
+Projection = Literal["ALL", "KEYS_ONLY"] | Sequence[str]
+"""``"ALL"`` (default), ``"KEYS_ONLY"``, or the field names to INCLUDE."""
+
+
+@dataclass(frozen=True)
+class GlobalIndex:
+    """A global secondary index on the model's fields."""
+
+    name: str
+    hash_key: str
+    range_key: str | None = None
+    projection: Projection = "ALL"
+    read: int | None = None
+    write: int | None = None
+
+
+@dataclass(frozen=True)
+class LocalIndex:
+    """A local secondary index: the table's hash key with another range key."""
+
+    name: str
+    range_key: str
+    projection: Projection = "ALL"
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """Provisioned billing with read and write capacity units."""
+
+    read: int
+    write: int
+
+
+StreamView = Literal["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"]
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """One key attribute: the field it comes from, its wire name and scalar type."""
+
+    field: str
+    attribute: str
+    type: Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True)
+class IndexSchema:
+    """A resolved index: kind, name, key attributes and projection."""
+
+    kind: Literal["GSI", "LSI"]
+    name: str
+    hash_key: KeyAttribute
+    range_key: KeyAttribute | None
+    projection: Literal["ALL", "KEYS_ONLY", "INCLUDE"]
+    include: tuple[str, ...] = ()
+    read: int | None = None
+    write: int | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Everything table-level a model declares, resolved to wire names."""
+
+    model_name: str
+    table: str
+    hash_key: KeyAttribute
+    range_key: KeyAttribute | None
+    indexes: dict[str, IndexSchema]
+    unique: tuple[str, ...]
+    billing: Literal["PAY_PER_REQUEST"] | Provisioned
+    stream: StreamView | None
+    version: str | None
+    ttl: str | None
+    created_at: str | None
+    updated_at: str | None
+    ttl_attribute: str | None
+    registry: Registry = field(compare=False, repr=False)
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        if self.range_key is None:
+            return (self.hash_key.field,)
+        return (self.hash_key.field, self.range_key.field)
+
+    def index_key_fields(self) -> frozenset[str]:
+        """Every field that is a key of the table or of an index."""
+        names = set(self.key_fields)
+        for index in self.indexes.values():
+            names.add(index.hash_key.field)
+            if index.range_key is not None:
+                names.add(index.range_key.field)
+        return frozenset(names)
+
+    def key_attributes(self) -> dict[str, KeyAttribute]:
+        """Every key attribute of the table and its indexes, by wire name."""
+        found = {self.hash_key.attribute: self.hash_key}
+        if self.range_key is not None:
+            found[self.range_key.attribute] = self.range_key
+        for index in self.indexes.values():
+            found[index.hash_key.attribute] = index.hash_key
+            if index.range_key is not None:
+                found[index.range_key.attribute] = index.range_key
+        return found
+
+
+RESERVED_FIELD_NAMES = frozenset({"session", "condition"})
+MAX_GSI = 20
+MAX_LSI = 5
+
+
+def fail(model: str, message: str) -> InvalidModel:
+    return InvalidModel(f"{model}: {message}")
+
+
+def markers_of(metadata: Sequence[Any]) -> set[Marker]:
+    return {m for m in metadata if isinstance(m, Marker)}
+
+
+def build_schema(
+    model: str,
+    meta: Any,
+    field_markers: dict[str, set[Marker]],
+    attribute_names: dict[str, str],
+    key_types: dict[str, Literal["S", "N", "B"] | None],
+    registry: Registry,
+) -> TableSchema:
+    """Check a model's declaration and resolve it into a TableSchema.
+
+    ``key_types`` gives, per field, the scalar type DynamoDB could key on (None when
+    the field's type cannot be a key).
+    """
+    table = getattr(meta, "table", None)
+    if not isinstance(table, str) or not table:
+        raise fail(model, 'Meta.table is missing; add `class Meta: table = "..."`')
+    if not 3 <= len(table) <= 255:
+        raise fail(model, f"Meta.table {table!r} must be 3 to 255 characters long")
+
+    for name in field_markers:
+        if name in RESERVED_FIELD_NAMES:
+            raise fail(
+                model,
+                f"field {name!r} is reserved (it is a keyword argument of model methods); "
+                "rename it and keep the attribute name with Field(alias=...)",
+            )
+
+    def single(marker: Marker) -> str | None:
+        found = [name for name, marks in field_markers.items() if marker in marks]
+        if len(found) > 1:
+            raise fail(
+                model,
+                f"{len(found)} fields are marked {marker.name} ({', '.join(found)}); "
+                f"mark exactly one",
+            )
+        return found[0] if found else None
+
+    hash_field = single(HashKey)
+    if hash_field is None:
+        raise fail(
+            model,
+            "no field is marked HashKey; declare one, e.g. "
+            "`id: Annotated[str, HashKey] = Field(default_factory=dm.new_id)`",
+        )
+    range_field = single(RangeKey)
+    if range_field == hash_field:
+        raise fail(model, f"field {hash_field!r} cannot be both HashKey and RangeKey")
+
+    def key(field_name: str, role: str) -> KeyAttribute:
+        if field_name not in attribute_names:
+            raise fail(
+                model,
+                f"{role} names unknown field {field_name!r}; "
+                f"use one of: {', '.join(attribute_names)}",
+            )
+        key_type = key_types.get(field_name)
+        if key_type is None:
+            raise fail(
+                model,
+                f"field {field_name!r} is used as {role}, but DynamoDB keys must be "
+                "strings, numbers or bytes (str, int, Decimal, bytes, datetime, date, UUID, "
+                "a str/int Enum or Literal, or bool as an index key); change its type",
+            )
+        return KeyAttribute(field_name, attribute_names[field_name], key_type)
+
+    hash_key = key(hash_field, "the table's hash key")
+    range_key = key(range_field, "the table's range key") if range_field else None
+
+    indexes: dict[str, IndexSchema] = {}
+    declared = getattr(meta, "indexes", ()) or ()
+    if isinstance(declared, GlobalIndex | LocalIndex):
+        declared = (declared,)
+    for index in declared:
+        if not isinstance(index, GlobalIndex | LocalIndex):
+            raise fail(
+                model, f"Meta.indexes holds {index!r}; use GlobalIndex(...) or LocalIndex(...)"
+            )
+        if index.name in indexes:
+            raise fail(
+                model, f"index {index.name!r} is declared twice; give each index its own name"
+            )
+        where = f"index {index.name!r}"
+        projection, include = _projection(model, where, index.projection, attribute_names)
+        if isinstance(index, GlobalIndex):
+            indexes[index.name] = IndexSchema(
+                "GSI",
+                index.name,
+                key(index.hash_key, f"hash key of {where}"),
+                key(index.range_key, f"range key of {where}") if index.range_key else None,
+                projection,
+                include,
+                index.read,
+                index.write,
+            )
+        else:
+            if range_key is None:
+                raise fail(
+                    model,
+                    f"{where} is a LocalIndex, which needs a table with a range key; "
+                    "add a RangeKey field or use a GlobalIndex",
+                )
+            indexes[index.name] = IndexSchema(
+                "LSI",
+                index.name,
+                hash_key,
+                key(index.range_key, f"range key of {where}"),
+                projection,
+                include,
+            )
+    gsis = sum(1 for i in indexes.values() if i.kind == "GSI")
+    if gsis > MAX_GSI:
+        raise fail(model, f"{gsis} global indexes declared; DynamoDB allows {MAX_GSI} per table")
+    if len(indexes) - gsis > MAX_LSI:
+        raise fail(model, f"{len(indexes) - gsis} local indexes; DynamoDB allows {MAX_LSI}")
+
+    unique = getattr(meta, "unique", ()) or ()
+    if isinstance(unique, str):
+        unique = (unique,)
+    for name in unique:
+        if name not in attribute_names:
+            raise fail(model, f"Meta.unique names unknown field {name!r}")
+        if name in (hash_key.field, range_key.field if range_key else None):
+            raise fail(model, f"Meta.unique names the key field {name!r}, which is unique already")
+
+    billing: Any = getattr(meta, "billing", "PAY_PER_REQUEST")
+    if billing != "PAY_PER_REQUEST" and not isinstance(billing, Provisioned):
+        raise fail(model, 'Meta.billing must be "PAY_PER_REQUEST" or dm.Provisioned(read=, write=)')
+    stream: Any = getattr(meta, "stream", None)
+    if stream is True:
+        stream = "NEW_AND_OLD_IMAGES"
+    if stream not in (None, False, "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"):
+        raise fail(
+            model,
+            "Meta.stream must be True or one of NEW_IMAGE, OLD_IMAGE, "
+            "NEW_AND_OLD_IMAGES, KEYS_ONLY",
+        )
+
+    ttl = single(TTL)
+    return TableSchema(
+        model_name=model,
+        table=table,
+        hash_key=hash_key,
+        range_key=range_key,
+        indexes=indexes,
+        unique=tuple(unique),
+        billing=billing,
+        stream=stream or None,
+        version=single(Version),
+        ttl=ttl,
+        created_at=single(CreatedAt),
+        updated_at=single(UpdatedAt),
+        ttl_attribute=attribute_names[ttl] if ttl else None,
+        registry=registry,
+    )
+
+
+def _projection(
+    model: str, where: str, projection: Projection, attribute_names: dict[str, str]
+) -> tuple[Literal["ALL", "KEYS_ONLY", "INCLUDE"], tuple[str, ...]]:
+    if projection == "ALL" or projection == "KEYS_ONLY":
+        return projection, ()
+    if isinstance(projection, str):
+        raise fail(
+            model,
+            f"{where}: projection {projection!r} must be 'ALL', 'KEYS_ONLY' "
+            "or a list of field names",
+        )
+    names = tuple(projection)
+    for name in names:
+        if name not in attribute_names:
+            raise fail(model, f"{where}: projection names unknown field {name!r}")
+    return "INCLUDE", tuple(attribute_names[n] for n in names)

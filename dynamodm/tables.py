@@ -1,0 +1,284 @@
+"""Table set-up from model schemas: create, wait, TTL, streams, describe, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, ServiceError, TableNotFound, UsageError
+from .schema import IndexSchema, KeyAttribute, Provisioned, TableSchema
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .session import Session
+
+logger = logging.getLogger("dynamodm.tables")
+
+WAIT_SECONDS = 300.0
+_UNSUPPORTED = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """What ``db.describe_table(Model)`` reports."""
+
+    name: str
+    status: str
+    item_count: int
+    size_bytes: int
+    indexes: dict[str, str]
+    ttl_attribute: str | None = None
+    stream: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class _Table:
+    """The merged definition of one physical table (one or more models)."""
+
+    name: str
+    schema: TableSchema
+    models: list[str]
+    indexes: dict[str, IndexSchema]
+
+
+def _group(session: Session, models: list[type[Model]]) -> list[_Table]:
+    found: dict[str, _Table] = {}
+    for model in models:
+        schema: TableSchema = model.__dm_schema__
+        name = session.table_prefix + schema.table
+        table = found.get(name)
+        if table is None:
+            found[name] = _Table(name, schema, [model.__name__], dict(schema.indexes))
+            continue
+        if (table.schema.hash_key, table.schema.range_key) != (schema.hash_key, schema.range_key):
+            raise UsageError(
+                f"models {table.models[0]} and {model.__name__} share table {schema.table!r} "
+                "but declare different table keys; give them the same key fields or tables"
+            )
+        for index_name, index in schema.indexes.items():
+            other = table.indexes.setdefault(index_name, index)
+            if other != index:
+                raise UsageError(
+                    f"models {table.models[0]} and {model.__name__} declare index "
+                    f"{index_name!r} of table {schema.table!r} differently; make them equal"
+                )
+        table.models.append(model.__name__)
+    return list(found.values())
+
+
+def _definitions(table: _Table) -> list[dict[str, str]]:
+    types: dict[str, str] = {}
+    keys: list[KeyAttribute] = [table.schema.hash_key]
+    if table.schema.range_key:
+        keys.append(table.schema.range_key)
+    for index in table.indexes.values():
+        keys.append(index.hash_key)
+        if index.range_key:
+            keys.append(index.range_key)
+    for key in keys:
+        known = types.setdefault(key.attribute, key.type)
+        if known != key.type:
+            raise UsageError(
+                f"table {table.name!r}: attribute {key.attribute!r} is keyed as both "
+                f"{known} and {key.type} by its models; use one type"
+            )
+    return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
+
+
+def _key_schema(hash_key: KeyAttribute, range_key: KeyAttribute | None) -> list[dict[str, str]]:
+    keys = [{"AttributeName": hash_key.attribute, "KeyType": "HASH"}]
+    if range_key is not None:
+        keys.append({"AttributeName": range_key.attribute, "KeyType": "RANGE"})
+    return keys
+
+
+def _projection(index: IndexSchema) -> dict[str, Any]:
+    projection: dict[str, Any] = {"ProjectionType": index.projection}
+    if index.include:
+        projection["NonKeyAttributes"] = list(index.include)
+    return projection
+
+
+def create_request(table: _Table) -> dict[str, Any]:
+    schema = table.schema
+    request: dict[str, Any] = {
+        "TableName": table.name,
+        "AttributeDefinitions": _definitions(table),
+        "KeySchema": _key_schema(schema.hash_key, schema.range_key),
+    }
+    provisioned = schema.billing if isinstance(schema.billing, Provisioned) else None
+    if provisioned:
+        request["BillingMode"] = "PROVISIONED"
+        request["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": provisioned.read,
+            "WriteCapacityUnits": provisioned.write,
+        }
+    else:
+        request["BillingMode"] = "PAY_PER_REQUEST"
+    gsis, lsis = [], []
+    for index in table.indexes.values():
+        spec: dict[str, Any] = {
+            "IndexName": index.name,
+            "KeySchema": _key_schema(index.hash_key, index.range_key),
+            "Projection": _projection(index),
+        }
+        if index.kind == "LSI":
+            lsis.append(spec)
+            continue
+        if provisioned:
+            spec["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": index.read or provisioned.read,
+                "WriteCapacityUnits": index.write or provisioned.write,
+            }
+        gsis.append(spec)
+    if gsis:
+        request["GlobalSecondaryIndexes"] = gsis
+    if lsis:
+        request["LocalSecondaryIndexes"] = lsis
+    if schema.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": schema.stream}
+    return request
+
+
+async def create_tables(session: Session, models: list[type[Model]], *, wait: bool) -> list[str]:
+    """Create missing tables (concurrently), then wait, then turn on TTL where asked."""
+    tables = _group(session, models)
+    await asyncio.gather(*(_create_one(session, t, wait) for t in tables))
+    return [t.name for t in tables]
+
+
+async def _create_one(session: Session, table: _Table, wait: bool) -> None:
+    request = create_request(table)
+    try:
+        await session.call("CreateTable", request, idempotent=False, table=table.name)
+        logger.info("created table %s", table.name)
+    except ServiceError as error:
+        if error.code != "ResourceInUseException":
+            raise
+    if wait or table.schema.ttl:
+        await wait_until_active(session, table.name)
+    if table.schema.ttl:
+        await _enable_ttl(session, table)
+
+
+async def wait_until_active(session: Session, name: str, seconds: float = WAIT_SECONDS) -> None:
+    """Poll DescribeTable until the table and its indexes are ACTIVE."""
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
+        table = (
+            await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
+        )["Table"]
+        indexes = table.get("GlobalSecondaryIndexes", [])
+        if table.get("TableStatus") == "ACTIVE" and all(
+            i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in indexes
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise ConfigurationError(f"table {name!r} did not become ACTIVE in {seconds:.0f} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+async def _enable_ttl(session: Session, table: _Table) -> None:
+    attribute = table.schema.ttl_attribute or ""
+    try:
+        current = await session.call(
+            "DescribeTimeToLive", {"TableName": table.name}, idempotent=True, table=table.name
+        )
+        description = current.get("TimeToLiveDescription", {})
+        if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            if description.get("AttributeName") != attribute:
+                logger.warning(
+                    "table %s has TTL on %r, the model asks for %r; left as it is",
+                    table.name,
+                    description.get("AttributeName"),
+                    attribute,
+                )
+            return
+        await session.call(
+            "UpdateTimeToLive",
+            {
+                "TableName": table.name,
+                "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attribute},
+            },
+            idempotent=True,
+            table=table.name,
+        )
+    except ServiceError as error:
+        if error.code in _UNSUPPORTED:
+            logger.warning("the server does not support TTL; table %s has none", table.name)
+            return
+        raise
+
+
+async def delete_tables(session: Session, models: list[type[Model]]) -> list[str]:
+    tables = _group(session, models)
+    names = [t.name for t in tables]
+    await asyncio.gather(*(_delete_one(session, n) for n in names))
+    return names
+
+
+async def _delete_one(session: Session, name: str) -> None:
+    try:
+        await session.call("DeleteTable", {"TableName": name}, idempotent=True, table=name)
+    except TableNotFound:
+        return
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
+        except TableNotFound:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def describe_table(session: Session, model: type[Model]) -> TableDescription:
+    name = session.table_name(model)
+    table = (await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name))[
+        "Table"
+    ]
+    indexes = {
+        i["IndexName"]: i.get("IndexStatus", "ACTIVE")
+        for i in table.get("GlobalSecondaryIndexes", [])
+    }
+    indexes.update({i["IndexName"]: "ACTIVE" for i in table.get("LocalSecondaryIndexes", [])})
+    ttl = None
+    try:
+        answer = await session.call(
+            "DescribeTimeToLive", {"TableName": name}, idempotent=True, table=name
+        )
+        description = answer.get("TimeToLiveDescription", {})
+        if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            ttl = description.get("AttributeName")
+    except ServiceError as error:
+        if error.code not in _UNSUPPORTED:
+            raise
+    stream = table.get("StreamSpecification", {})
+    return TableDescription(
+        name=name,
+        status=table.get("TableStatus", "UNKNOWN"),
+        item_count=int(table.get("ItemCount", 0)),
+        size_bytes=int(table.get("TableSizeBytes", 0)),
+        indexes=indexes,
+        ttl_attribute=ttl,
+        stream=stream.get("StreamViewType") if stream.get("StreamEnabled") else None,
+        raw=table,
+    )
+
+
+async def list_tables(session: Session) -> list[str]:
+    names: list[str] = []
+    request: dict[str, Any] = {}
+    while True:
+        response = await session.call("ListTables", dict(request), idempotent=True)
+        names.extend(response.get("TableNames", []))
+        last = response.get("LastEvaluatedTableName")
+        if not last:
+            break
+        request["ExclusiveStartTableName"] = last
+    return [n for n in names if n.startswith(session.table_prefix)]

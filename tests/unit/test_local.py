@@ -1,0 +1,100 @@
+"""dynamodm.local: the embedded moto server (loopback only)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+
+import pytest
+
+from dynamodm.local import LocalServer, start_local_server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+        return True
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_binds_loopback_on_the_chosen_port_and_stop_frees_it() -> None:
+    port = _free_port()
+    server = LocalServer(port=port).start()
+    try:
+        assert server.running
+        assert server.port == port
+        assert server.endpoint_url == f"http://127.0.0.1:{port}"
+        assert _accepts(port)
+        assert not _can_bind("127.0.0.1", port)
+        if sys.platform == "linux":  # all of 127/8 is loopback: a wildcard bind would clash
+            assert _can_bind("127.0.0.2", port)
+    finally:
+        server.stop()
+    assert not server.running
+    assert _can_bind("127.0.0.1", port)
+    server.stop()  # stopping twice is harmless
+
+
+def test_picks_a_free_port_when_none_is_given() -> None:
+    with start_local_server() as server:
+        port = server.port
+        assert server.endpoint_url == f"http://127.0.0.1:{port}"
+        assert _accepts(port)
+    assert _can_bind("127.0.0.1", port)
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = LocalServer(port=port)
+        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1"):
+            server.start()
+        assert not server.running
+
+
+async def test_async_context_manager() -> None:
+    async with LocalServer() as server:
+        port = server.port
+        assert _accepts(port)
+    assert _can_bind("127.0.0.1", port)
+
+
+def test_endpoint_url_needs_a_started_server() -> None:
+    server = LocalServer()
+    assert "not started" in repr(server)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = server.endpoint_url
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", ""])
+def test_refuses_wildcard_addresses(host: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        LocalServer(host)
+
+
+def test_missing_moto_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "moto.server", None)
+    with pytest.raises(ImportError, match=r"pip install 'dynamodm\[local\]'"):
+        LocalServer().start()
