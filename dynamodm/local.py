@@ -7,6 +7,7 @@ shared by every server started in the process, and gone when it exits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -110,6 +111,8 @@ class LocalServer:
             port = _free_port(self._host)
         else:
             _check_bindable(self._host, port)
+        # werkzeug logs every request to stderr by default; keep the embedded server quiet.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address=self._host, port=port, verbose=False)
         deadline = time.monotonic() + _READY_TIMEOUT
         # ThreadedMotoServer.start() waits forever if its thread cannot bind:
