@@ -22,6 +22,7 @@ from .errors import (
 )
 from .expressions import Action, Condition, Path, attr
 from .model import Model, new_id
+from .query import Page, Query
 from .registry import Registry, registry
 from .retry import RetryPolicy
 from .schema import (
@@ -60,8 +61,10 @@ __all__ = [
     "Model",
     "NotFound",
     "OutcomeUnknown",
+    "Page",
     "Path",
     "Provisioned",
+    "Query",
     "RangeKey",
     "Registry",
     "RequestTimeout",

@@ -7,8 +7,10 @@ an expression string.
 
 from __future__ import annotations
 
+import dataclasses
+import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
@@ -84,7 +86,7 @@ def _strip(annotation: Any) -> Any:
         if origin is typing.Annotated:
             annotation = typing.get_args(annotation)[0]
             continue
-        if origin in (Union, __import__("types").UnionType):
+        if origin in (Union, types.UnionType):
             members = [a for a in typing.get_args(annotation) if a is not type(None)]
             if len(members) == 1:
                 annotation = members[0]
@@ -541,6 +543,23 @@ class Not(Condition):
 
     def render(self, r: Renderer) -> str:
         return f"NOT ({self.inner.render(r)})"
+
+
+def paths_of(node: Condition | Operand) -> Iterator[Path[Any]]:
+    """Every attribute path a condition or operand refers to."""
+    if isinstance(node, Path):
+        yield node
+        return
+    for item in _children(node):
+        yield from paths_of(item)
+
+
+def _children(node: Condition | Operand) -> Iterator[Condition | Operand]:
+    for field in dataclasses.fields(node):  # type: ignore[arg-type]
+        value = getattr(node, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, Condition | Operand):
+                yield item
 
 
 def all_of(conditions: Iterable[Condition | None]) -> Condition | None:

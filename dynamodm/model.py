@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -14,6 +15,7 @@ from pydantic._internal._model_construction import ModelMetaclass
 from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable
 from .errors import InvalidModel
 from .expressions import Action, Condition, Path, _strip
+from .query import Query
 from .registry import Registry, registry
 from .schema import (
     RESERVED_FIELD_NAMES,
@@ -245,6 +247,64 @@ class Model(BaseModel, metaclass=ModelMeta):
         every required field among the keyword values.
         """
         return await _session(session).upsert(cls, key, actions, sets, condition=condition)
+
+    @classmethod
+    def query(
+        cls,
+        hash_value: Any,
+        range_condition: Condition | bool | None = None,
+        *,
+        index: str | None = None,
+        filter: Condition | bool | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        consistent: bool = False,
+        attributes: Sequence[str] | None = None,
+        session: Session | None = None,
+    ) -> Query[Self]:
+        """Items of one partition (of the table or ``index``), in range key order.
+
+        Nothing is sent until the query is iterated or asked for ``all()``,
+        ``first()``, ``count()`` or ``page()``.
+        """
+        return Query(
+            cls,
+            "Query",
+            hash_value=hash_value,
+            range_condition=range_condition,
+            index=index,
+            filter=filter,
+            limit=limit,
+            reverse=reverse,
+            consistent=consistent,
+            attributes=attributes,
+            session=session,
+        )
+
+    @classmethod
+    def scan(
+        cls,
+        filter: Condition | bool | None = None,
+        *,
+        limit: int | None = None,
+        segments: int = 1,
+        index: str | None = None,
+        attributes: Sequence[str] | None = None,
+        consistent: bool = False,
+        session: Session | None = None,
+    ) -> Query[Self]:
+        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel."""
+        return Query(
+            cls,
+            "Scan",
+            filter=filter,
+            limit=limit,
+            segments=segments,
+            index=index,
+            attributes=attributes,
+            consistent=consistent,
+            session=session,
+        )
 
     # -- instance operations
 

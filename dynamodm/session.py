@@ -278,12 +278,19 @@ class Session:
 
     def load(self, model: type[M], item: Item, *, partial: bool = False) -> M:
         """A model instance from a stored item (unknown attributes kept aside)."""
-        data, extra = model.__dm_codec__.decode_fields(item)
-        instance = model.model_validate(data)
+        codec = model.__dm_codec__
+        data, extra = codec.decode_fields(item)
+        if partial:
+            # Fields not loaded stay unset (reading one raises AttributeError); each loaded
+            # value is validated on assignment.
+            instance = model.model_construct()
+            for attribute, value in data.items():
+                setattr(instance, codec.by_attribute[attribute].name, value)
+            instance._dm_partial = True
+        else:
+            instance = model.model_validate(data)
         if extra:
             instance._dm_extra = extra
-        if partial:
-            instance._dm_partial = True
         return instance
 
     async def get(
