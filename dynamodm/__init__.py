@@ -1,5 +1,6 @@
 """dynamodm: an async object mapper for Amazon DynamoDB, on Pydantic v2 and aioboto3."""
 
+from .batch import BatchWriter, batch_write
 from .errors import (
     AlreadyExists,
     BatchWriteError,
@@ -38,6 +39,8 @@ from .schema import (
 )
 from .session import Session, connect
 from .tables import TableDescription
+from .transaction import Transaction, transact_get, transaction
+from .writes import CancellationReason
 
 __version__ = "0.1.0"
 
@@ -46,6 +49,8 @@ __all__ = [
     "Action",
     "AlreadyExists",
     "BatchWriteError",
+    "BatchWriter",
+    "CancellationReason",
     "Condition",
     "ConditionFailed",
     "ConfigurationError",
@@ -73,6 +78,7 @@ __all__ = [
     "TableDescription",
     "TableNotFound",
     "Throttled",
+    "Transaction",
     "TransactionCanceled",
     "UniqueViolation",
     "UpdatedAt",
@@ -80,7 +86,10 @@ __all__ = [
     "Version",
     "VersionConflict",
     "attr",
+    "batch_write",
     "connect",
     "new_id",
     "registry",
+    "transact_get",
+    "transaction",
 ]

@@ -14,7 +14,7 @@ import typing
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter
@@ -26,7 +26,6 @@ Item = dict[str, AttributeValue]
 
 MAX_ITEM_SIZE = 409_600
 _UTC = UTC
-_NUMBER_CONTEXT = Context(prec=60)
 _INT_LIMIT = 10**38
 
 
@@ -46,8 +45,7 @@ def check_number(text: str) -> str:
     if not number.is_finite():
         raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
     if number:
-        _, digits, _ = number.normalize(_NUMBER_CONTEXT).as_tuple()
-        significant = len(digits)
+        significant = _significant_digits(number)
         adjusted = number.adjusted()
         if significant > 38:
             raise EncodeError(
@@ -60,6 +58,15 @@ def check_number(text: str) -> str:
                 "9.9999999999999999999999999999999999999E+125) cannot be stored"
             )
     return text
+
+
+def _significant_digits(number: Decimal) -> int:
+    """Digits without trailing zeros, counted exactly (normalize() would round past 60)."""
+    digits = number.as_tuple().digits
+    count = len(digits)
+    while count > 1 and digits[count - 1] == 0:
+        count -= 1
+    return count
 
 
 def encode_int(value: int) -> AttributeValue:
@@ -118,8 +125,7 @@ def _to_int(av: AttributeValue) -> Any:
 
 def format_datetime(value: datetime) -> str:
     """UTC, fixed width ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: string order is time order."""
-    if value.tzinfo is not None:
-        value = value.astimezone(_UTC)
+    value = _utc(value)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
         f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
@@ -127,9 +133,19 @@ def format_datetime(value: datetime) -> str:
 
 
 def epoch_seconds(value: datetime) -> int:
+    return int(_utc(value).replace(tzinfo=_UTC).timestamp())
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware datetimes converted to UTC; naive ones are UTC already."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
-    return int(value.timestamp())
+        return value
+    try:
+        return value.astimezone(_UTC)
+    except OverflowError:
+        raise EncodeError(
+            "a datetime whose UTC time falls outside years 1 to 9999 cannot be stored"
+        ) from None
 
 
 # ---------------------------------------------------------------- runtime (Any)
@@ -354,6 +370,8 @@ class _EpochSeconds(Codec):
     def encode(self, value: Any) -> AttributeValue:
         if isinstance(value, datetime):
             return {"N": str(epoch_seconds(value))}
+        if isinstance(value, date):
+            return {"N": str(epoch_seconds(datetime(value.year, value.month, value.day)))}
         return {"N": number_text(value)}
 
     def decode(self, av: AttributeValue) -> Any:
@@ -460,8 +478,8 @@ class _Map(Codec):
         encode = self.value.encode
         out: Item = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                key = key.value if isinstance(key, enum.Enum) else str(key)
+            if type(key) is not str:
+                key = str(key.value if isinstance(key, enum.Enum) else key)
             if item is None:
                 out[key] = {"NULL": True}
                 continue
@@ -489,11 +507,12 @@ class _Set(Codec):
     def encode(self, value: Any) -> AttributeValue | None:
         if not value:
             return None
-        if self.kind == "SS":
-            return {"SS": [v.value if isinstance(v, enum.Enum) else str(v) for v in value]}
         if self.kind == "BS":
             return {"BS": [bytes(v) for v in value]}
-        return {"NS": [number_text(v.value if isinstance(v, enum.Enum) else v) for v in value]}
+        # Each element travels as its own type does (a datetime as its fixed-width string).
+        scalar = "S" if self.kind == "SS" else "N"
+        encode = self.element.encode
+        return {self.kind: [encode(v)[scalar] for v in value]}  # type: ignore[index]
 
     def decode(self, av: AttributeValue) -> Any:
         if self.kind in av:
@@ -526,6 +545,7 @@ class ModelCodec(Codec):
         self.fields: list[FieldSpec] = []
         self.by_name: dict[str, FieldSpec] = {}
         self.by_attribute: dict[str, FieldSpec] = {}
+        self.empty_sets: list[str] = []
 
     def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
         for name, info in self.cls.model_fields.items():
@@ -536,6 +556,10 @@ class ModelCodec(Codec):
             self.fields.append(spec)
             self.by_name[name] = spec
             self.by_attribute[attribute] = spec
+            inner = codec.inner if isinstance(codec, _Nullable) else codec
+            if isinstance(inner, _Set | _AnySet) and not omit_none:
+                # An empty set is stored as no attribute; a missing one reads back empty.
+                self.empty_sets.append(attribute)
 
     def encode(self, value: Any) -> AttributeValue:
         return {"M": self.encode_fields(value)}
@@ -577,6 +601,9 @@ class ModelCodec(Codec):
                 data[attribute] = None
             else:
                 data[attribute] = spec.codec.decode(av)
+        for attribute in self.empty_sets:
+            if attribute not in item:
+                data[attribute] = set()
         return data, extra
 
     def child(self, key: str | int) -> Codec:
@@ -727,16 +754,21 @@ def _number_size(text: str) -> int:
     number = Decimal(text)
     if not number:
         return 1
-    sign, digits, _ = number.normalize(_NUMBER_CONTEXT).as_tuple()
-    count = len(digits)
+    count = _significant_digits(number)
     adjusted = number.adjusted()
     even_pad = 1 if count % 2 == 0 and adjusted % 2 == 0 else 0
-    return 1 + -(-count // 2) + even_pad + (1 if sign else 0)
+    return 1 + -(-count // 2) + even_pad + (1 if number.is_signed() else 0)
 
 
 def check_item_size(item: Item, model: str, operation: str) -> None:
     """Raise ItemTooLarge before sending an item DynamoDB would refuse."""
-    size = item_size(item)
+    try:
+        size = item_size(item)
+    except UnicodeEncodeError:
+        raise EncodeError(
+            f"{operation} {model}: a string holds a lone surrogate, which is not valid "
+            "UTF-8 and cannot be stored; clean the text before saving"
+        ) from None
     if size > MAX_ITEM_SIZE:
         raise ItemTooLarge(
             f"{operation} {model}: the item is {size} bytes, over DynamoDB's limit of "

@@ -184,6 +184,7 @@ class Model(BaseModel, metaclass=ModelMeta):
 
     _dm_extra: dict[str, Any] = PrivateAttr(default_factory=dict)
     _dm_partial: bool = PrivateAttr(default=False)
+    _dm_unique: dict[str, Any] | None = PrivateAttr(default=None)
 
     # -- class-level operations
 
@@ -247,6 +248,21 @@ class Model(BaseModel, metaclass=ModelMeta):
         every required field among the keyword values.
         """
         return await _session(session).upsert(cls, key, actions, sets, condition=condition)
+
+    @classmethod
+    async def batch_get(
+        cls, keys: Sequence[Any], *, consistent: bool = False, session: Session | None = None
+    ) -> list[Self]:
+        """The items with these keys (hash values or ``(hash, range)`` tuples), in the order
+        asked, missing ones left out. Any number of keys."""
+        return await _session(session).batch_get(
+            [(cls, key) for key in keys], consistent=consistent
+        )
+
+    @classmethod
+    async def get_by(cls, *, session: Session | None = None, **value: Any) -> Self:
+        """The item whose unique field has this value: ``await User.get_by(email=...)``."""
+        return await _session(session).get_by(cls, **value)
 
     @classmethod
     def query(

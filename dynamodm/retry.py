@@ -42,7 +42,8 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """The pause before retry number ``retry`` (0-based): full jitter under a cap."""
-        return float(self.random() * min(self.max_delay, self.base_delay * (2**retry)))
+        # The exponent is capped so that a large retry number cannot overflow a float.
+        return float(self.random() * min(self.max_delay, self.base_delay * 2.0 ** min(retry, 64)))
 
     def retryable(self, error: Exception, *, idempotent: bool) -> bool:
         if isinstance(error, ServiceError):
@@ -63,13 +64,21 @@ class RetryPolicy:
             try:
                 return await send(), retries
             except (ServiceError, TransportError) as error:
-                if not self.retryable(error, idempotent=idempotent):
-                    raise _final(error, what, idempotent, retries) from error
-                pause = self.delay(retries)
-                retries += 1
-                if retries >= self.max_attempts or self.clock() - start + pause > self.budget:
-                    raise _final(error, what, idempotent, retries, exhausted=True) from error
-                await self.sleep(pause)
+                exhausted = False
+                if self.retryable(error, idempotent=idempotent):
+                    pause = self.delay(retries)
+                    exhausted = (
+                        retries + 1 >= self.max_attempts
+                        or self.clock() - start + pause > self.budget
+                    )
+                    if not exhausted:
+                        retries += 1
+                        await self.sleep(pause)
+                        continue
+                final = _final(error, what, idempotent, retries, exhausted=exhausted)
+                if final is error:
+                    raise
+                raise final from error
 
 
 def _final(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import GetCoreSchemaHandler
@@ -36,13 +40,37 @@ class _TTLMarker(Marker):
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(_whole_seconds, handler(source))
+        schema = core_schema.no_info_after_validator_function(_whole_seconds, handler(source))
+        members = typing.get_args(source) if typing.get_origin(source) in _UNIONS else (source,)
+        if datetime in members:
+            return core_schema.no_info_before_validator_function(_epoch_to_datetime, schema)
+        if date in members:
+            return core_schema.no_info_before_validator_function(_epoch_to_date, schema)
+        return schema
+
+
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def _whole_seconds(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.replace(microsecond=0)
     return value
+
+
+def _epoch_to_datetime(value: Any) -> Any:
+    """A number is epoch seconds (Pydantic alone would read numbers past 2e10 as ms)."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("epoch seconds outside years 1 to 9999") from None
+    return value
+
+
+def _epoch_to_date(value: Any) -> Any:
+    moment = _epoch_to_datetime(value)
+    return moment.date() if isinstance(moment, datetime) else moment
 
 
 HashKey = Marker("HashKey")
@@ -160,6 +188,7 @@ class TableSchema:
 
 
 RESERVED_FIELD_NAMES = frozenset({"session", "condition"})
+_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 MAX_GSI = 20
 MAX_LSI = 5
 
@@ -188,8 +217,10 @@ def build_schema(
     table = getattr(meta, "table", None)
     if not isinstance(table, str) or not table:
         raise fail(model, 'Meta.table is missing; add `class Meta: table = "..."`')
-    if not 3 <= len(table) <= 255:
-        raise fail(model, f"Meta.table {table!r} must be 3 to 255 characters long")
+    if not _NAME.fullmatch(table):
+        raise fail(
+            model, f"Meta.table {table!r} must be 3 to 255 characters of a-z, A-Z, 0-9, _ - ."
+        )
 
     for name in field_markers:
         if name in RESERVED_FIELD_NAMES:
@@ -197,6 +228,15 @@ def build_schema(
                 model,
                 f"field {name!r} is reserved (it is a keyword argument of model methods); "
                 "rename it and keep the attribute name with Field(alias=...)",
+            )
+    stored_by: dict[str, str] = {}
+    for name, attribute in attribute_names.items():
+        other = stored_by.setdefault(attribute, name)
+        if other != name:
+            raise fail(
+                model,
+                f"fields {other!r} and {name!r} are both stored as attribute {attribute!r}; "
+                "give one of them another name or alias",
             )
 
     def single(marker: Marker) -> str | None:
@@ -254,6 +294,10 @@ def build_schema(
                 model, f"index {index.name!r} is declared twice; give each index its own name"
             )
         where = f"index {index.name!r}"
+        if not _NAME.fullmatch(index.name):
+            raise fail(
+                model, f"{where}: index names are 3 to 255 characters of a-z, A-Z, 0-9, _ - ."
+            )
         projection, include = _projection(model, where, index.projection, attribute_names)
         if isinstance(index, GlobalIndex):
             indexes[index.name] = IndexSchema(

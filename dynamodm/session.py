@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from datetime import datetime
 from types import TracebackType
@@ -13,33 +14,20 @@ from urllib.parse import urlparse
 
 import aioboto3
 
-from . import tables
-from .codec import Item, check_item_size, format_datetime
+from . import batch, tables, unique, writes
+from .codec import Item
 from .errors import (
-    AlreadyExists,
-    ConditionFailed,
     ConfigurationError,
     NotFound,
     ServiceError,
     UsageError,
-    VersionConflict,
     from_service,
 )
 from .expressions import (
     Action,
-    AddAction,
-    Arithmetic,
     Condition,
-    IfNotExists,
-    ListAppend,
     Path,
-    Renderer,
-    SetAction,
-    Value,
     _adapter,
-    all_of,
-    as_condition,
-    render_update,
 )
 from .retry import RetryPolicy
 from .schema import TableSchema
@@ -291,6 +279,8 @@ class Session:
             instance = model.model_validate(data)
         if extra:
             instance._dm_extra = extra
+        if model.__dm_schema__.unique and not partial:
+            unique.remember(instance, item)
         return instance
 
     async def get(
@@ -318,48 +308,7 @@ class Session:
     async def put(
         self, instance: Model, *, create: bool = False, condition: Condition | bool | None = None
     ) -> None:
-        model = type(instance)
-        schema = _schema(model)
-        operation = "create" if create else "save"
-        if instance._dm_partial:
-            raise UsageError(
-                f"save {model.__name__}: this instance was loaded with attributes=..., so a "
-                "whole-item put would delete the attributes not loaded; use update() instead"
-            )
-        user = as_condition(condition, "condition") if condition is not None else None
-        item = model.__dm_codec__.encode_fields(instance)
-        _check_key_values(model, item)
-        now = _utcnow()
-        if schema.updated_at:
-            item[_attribute(model, schema.updated_at)] = {"S": format_datetime(now)}
-        version = getattr(instance, schema.version) if schema.version else None
-        if version is not None and schema.version:
-            item[_attribute(model, schema.version)] = {"N": str(version + 1)}
-        if instance._dm_extra:
-            item = {**instance._dm_extra, **item}
-        check_item_size(item, model.__name__, operation)
-
-        hash_path = _path(model, schema.hash_key.field)
-        checks: list[Condition | None] = [user]
-        if create or version == 0:
-            checks.insert(0, hash_path.not_exists())
-        elif version is not None:
-            checks.insert(0, _path(model, schema.version or "") == version)
-        table = self.table_name(model)
-        request: Request = {"TableName": table, "Item": item}
-        full = all_of(checks)
-        _add_condition(request, full)
-        try:
-            await self.call("PutItem", request, idempotent=full is None, table=table)
-        except ConditionFailed as error:
-            key = {a: item[a] for a in _key_attributes(model)}
-            raise await self._condition_error(
-                model, operation, error, key, create=create, version=version
-            ) from None
-        if schema.updated_at:
-            instance.__dict__[schema.updated_at] = now
-        if version is not None and schema.version:
-            instance.__dict__[schema.version] = version + 1
+        await writes.run(self, writes.plan_put(self, instance, create=create, condition=condition))
 
     async def update(
         self,
@@ -369,37 +318,8 @@ class Session:
         *,
         condition: Condition | bool | None = None,
     ) -> None:
-        model = type(instance)
-        schema = _schema(model)
-        user = as_condition(condition, "condition") if condition is not None else None
-        all_actions = _actions(model, actions, sets, "update")
-        if not all_actions:
-            raise UsageError(f"update {model.__name__}: give at least one action or field=value")
-        version = getattr(instance, schema.version) if schema.version else None
-        checks: list[Condition | None] = [_path(model, schema.hash_key.field).exists()]
-        if version is not None and schema.version:
-            version_path = _path(model, schema.version)
-            all_actions.append(SetAction(version_path, Value({"N": str(version + 1)})))
-            checks.append(
-                (version_path.not_exists() | (version_path == 0))
-                if version == 0
-                else version_path == version
-            )
-        _stamp_updated(model, all_actions)
-        checks.append(user)
-        key = self.instance_key(instance)
-        table = self.table_name(model)
-        request = _update_request(table, key, all_actions, all_of(checks))
-        try:
-            response = await self.call("UpdateItem", request, idempotent=False, table=table)
-        except ConditionFailed as error:
-            raise await self._condition_error(
-                model, "update", error, key, create=False, version=version
-            ) from None
-        fresh = self.load(model, response["Attributes"])
-        instance.__dict__.update(fresh.__dict__)
-        instance._dm_extra = fresh._dm_extra
-        instance._dm_partial = False
+        write = writes.plan_update(self, instance, actions, sets, condition=condition)
+        await writes.run(self, write)
 
     async def upsert(
         self,
@@ -410,57 +330,24 @@ class Session:
         *,
         condition: Condition | bool | None = None,
     ) -> M:
-        schema = _schema(model)
-        user = as_condition(condition, "condition") if condition is not None else None
-        key = self.split_key(model, key_value)
-        all_actions = _actions(model, actions, sets, "upsert")
-        touched = {a.path.root for a in all_actions}
-        missing = []
-        for name, info in model.model_fields.items():
-            if name in touched or name in schema.key_fields or name == schema.version:
-                continue
-            if info.is_required():
-                missing.append(name)
-                continue
-            default = info.get_default(call_default_factory=True)
-            if default is None:
-                continue
-            path = _path(model, name)
-            all_actions.append(SetAction(path, IfNotExists(path, Value(path.encode(default)))))
-        if schema.version:
-            path = _path(model, schema.version)
-            all_actions.append(
-                SetAction(
-                    path, Arithmetic(IfNotExists(path, Value({"N": "0"})), "+", Value({"N": "1"}))
-                )
-            )
-        _stamp_updated(model, all_actions)
-        hash_path = _path(model, schema.hash_key.field)
-        exists = hash_path.exists() if missing else None
-        table = self.table_name(model)
-        full = all_of([exists, user])
-        request = _update_request(table, key, all_actions, full)
-        idempotent = full is None and not schema.version and _idempotent(all_actions)
-        try:
-            response = await self.call("UpdateItem", request, idempotent=idempotent, table=table)
-        except ConditionFailed as error:
-            failure = await self._condition_error(
-                model, "upsert", error, key, create=False, version=None
-            )
-            if isinstance(failure, NotFound) and missing:
-                failure = NotFound(
-                    f"upsert {model.__name__}: no item has this key, and creating one needs "
-                    f"the required fields {', '.join(missing)}; pass them as keywords",
-                    key=key,
-                )
-            raise failure from None
-        return self.load(model, response["Attributes"])
+        write = writes.plan_upsert(self, model, key_value, actions, sets, condition=condition)
+        attributes = await writes.run(self, write)
+        return self.load(model, attributes or {})
 
     async def delete(self, instance: Model, *, condition: Condition | bool | None = None) -> None:
         model = type(instance)
         schema = _schema(model)
         version = getattr(instance, schema.version) if schema.version else None
-        await self._delete(model, self.instance_key(instance), version, condition)
+        write = writes.plan_delete(
+            self,
+            model,
+            self.instance_key(instance),
+            version=version,
+            stored=unique.stored_values(instance),
+            condition=condition,
+            instance=instance,
+        )
+        await writes.run(self, write)
 
     async def delete_key(
         self,
@@ -470,10 +357,11 @@ class Session:
         *,
         condition: Condition | bool | None = None,
     ) -> None:
+        """Delete by key; a versioned or unique model's item is read first (two requests)."""
         schema = _schema(model)
         key = self.key_of(model, hash_value, range_value)
-        version = None
-        if schema.version:
+        version, stored = None, None
+        if schema.version or schema.unique:
             table = self.table_name(model)
             response = await self.call(
                 "GetItem",
@@ -483,90 +371,24 @@ class Session:
             )
             if "Item" not in response:
                 return
-            version = getattr(self.load(model, response["Item"]), schema.version)
-        await self._delete(model, key, version, condition)
+            current = self.load(model, response["Item"])
+            version = getattr(current, schema.version) if schema.version else None
+            stored = unique.stored_values(current)
+        write = writes.plan_delete(
+            self, model, key, version=version, stored=stored, condition=condition
+        )
+        await writes.run(self, write)
 
-    async def _delete(
-        self,
-        model: type[Model],
-        key: Item,
-        version: int | None,
-        condition: Condition | bool | None,
-    ) -> None:
-        schema = _schema(model)
-        user = as_condition(condition, "condition") if condition is not None else None
-        checks: list[Condition | None] = [user]
-        if version is not None and schema.version:
-            version_path = _path(model, schema.version)
-            checks.insert(
-                0,
-                _path(model, schema.hash_key.field).exists()
-                & (
-                    version_path == version
-                    if version
-                    else version_path.not_exists() | (version_path == 0)
-                ),
-            )
-        table = self.table_name(model)
-        request: Request = {"TableName": table, "Key": key}
-        full = all_of(checks)
-        _add_condition(request, full)
-        try:
-            await self.call("DeleteItem", request, idempotent=full is None, table=table)
-        except ConditionFailed as error:
-            raise await self._condition_error(
-                model, "delete", error, key, create=False, version=version
-            ) from None
+    async def batch_get(
+        self, keys: Sequence[tuple[type[Model], Any]], *, consistent: bool = False
+    ) -> list[Any]:
+        """Items of any models by ``(Model, key)``, in the order asked, missing left out."""
+        return await batch.batch_get(self, keys, consistent=consistent)
 
-    async def _condition_error(
-        self,
-        model: type[Model],
-        operation: str,
-        error: ConditionFailed,
-        key: Item,
-        *,
-        create: bool,
-        version: int | None,
-    ) -> ConditionFailed | NotFound:
-        """Choose the error from the item as it was: missing, version moved, or condition."""
-        raw = error.item
-        if raw is None:
-            table = self.table_name(model)
-            response = await self.call(
-                "GetItem",
-                {"TableName": table, "Key": key, "ConsistentRead": True},
-                idempotent=True,
-                table=table,
-            )
-            raw = response.get("Item")
-        name = model.__name__
-        codes = {"code": error.code, "service_message": error.service_message}
-        if raw is None:
-            if create:
-                return ConditionFailed(f"{operation} {name}: the condition did not hold", **codes)
-            return NotFound(f"{operation} {name}: no item with this key", key=key)
-        try:
-            old: Any = self.load(model, raw)
-        except ValueError:
-            old = None
-        if create:
-            return AlreadyExists(
-                f"create {name}: an item with this key already exists; use save() to "
-                "overwrite it or update() to change it",
-                item=old,
-                **codes,
-            )
-        schema = _schema(model)
-        if version is not None and schema.version:
-            stored = old.__dict__.get(schema.version) if old is not None else None
-            if stored != version:
-                return VersionConflict(
-                    f"{operation} {name}: the item changed since it was read (version "
-                    f"{version} expected, {stored} stored); read it again and retry",
-                    item=old,
-                    **codes,
-                )
-        return ConditionFailed(f"{operation} {name}: the condition did not hold", item=old, **codes)
+    async def get_by(self, model: type[M], **values: Any) -> M:
+        """The item whose unique field has this value (read through its guard)."""
+        found: M = await unique.get_by(self, model, values)
+        return found
 
 
 def connect(
@@ -632,19 +454,6 @@ def _path(model: type[Model], field: str) -> Path[Any]:
     return path
 
 
-def _attribute(model: type[Model], field: str) -> str:
-    attribute: str = model.__dm_codec__.by_name[field].attribute
-    return attribute
-
-
-def _key_attributes(model: type[Model]) -> list[str]:
-    schema = _schema(model)
-    names = [schema.hash_key.attribute]
-    if schema.range_key is not None:
-        names.append(schema.range_key.attribute)
-    return names
-
-
 def _key_value(model: type[Model], field: str, value: Any) -> Any:
     spec = model.__dm_codec__.by_name[field]
     if value is None:
@@ -669,104 +478,3 @@ def _first_error(exc: ValueError) -> str:
         if found:
             return str(found[0].get("msg", exc))
     return str(exc)
-
-
-def _check_key_values(model: type[Model], item: Item) -> None:
-    """Table and index keys may not be empty strings or bytes; table keys must be present."""
-    schema = _schema(model)
-    for attribute, key in schema.key_attributes().items():
-        value = item.get(attribute)
-        if value is None:
-            if key.field in schema.key_fields:
-                raise UsageError(f"{model.__name__}: the key field {key.field!r} needs a value")
-            continue
-        if value.get("S") == "" or value.get("B") == b"":
-            raise UsageError(
-                f"{model.__name__}.{key.field}: an empty value cannot be stored in a key "
-                "attribute of the table or an index; use None (no index entry) or a value"
-            )
-
-
-def _actions(
-    model: type[Model], actions: tuple[Action, ...], sets: dict[str, Any], operation: str
-) -> list[Action]:
-    schema = _schema(model)
-    result: list[Action] = []
-    for action in actions:
-        if not isinstance(action, Action):
-            raise UsageError(
-                f"{operation} {model.__name__}: positional arguments are update actions such "
-                f"as dm.attr(User.logins).add(1), got {type(action).__name__}"
-            )
-        result.append(action)
-    for name, value in sets.items():
-        if name not in model.model_fields:
-            raise UsageError(
-                f"{operation} {model.__name__}: unknown field {name!r}; fields are "
-                f"{', '.join(model.model_fields)}"
-            )
-        path = _path(model, name)
-        result.append(path.remove() if value is None else path.set(value))
-    seen: set[tuple[str | int, ...]] = set()
-    for action in result:
-        path = action.path
-        if path.model is not None and not issubclass(model, path.model):
-            raise UsageError(
-                f"{operation} {model.__name__}: the action on {path} belongs to another model"
-            )
-        if path.root in schema.key_fields:
-            raise UsageError(
-                f"{operation} {model.__name__}: {path.root!r} is part of the table key and "
-                "cannot be changed; create a new item and delete the old one"
-            )
-        if path.elements in seen:
-            raise UsageError(f"{operation} {model.__name__}: two actions on {path}")
-        seen.add(path.elements)
-    return result
-
-
-def _stamp_updated(model: type[Model], actions: list[Action]) -> None:
-    schema = _schema(model)
-    if schema.updated_at and not any(a.path.root == schema.updated_at for a in actions):
-        actions.append(
-            SetAction(_path(model, schema.updated_at), Value({"S": format_datetime(_utcnow())}))
-        )
-
-
-def _idempotent(actions: list[Action]) -> bool:
-    for action in actions:
-        if isinstance(action, AddAction):
-            return False
-        if isinstance(action, SetAction) and isinstance(action.operand, Arithmetic | ListAppend):
-            return False
-    return True
-
-
-def _add_condition(request: Request, condition: Condition | None) -> None:
-    if condition is None:
-        return
-    renderer = Renderer()
-    request["ConditionExpression"] = condition.render(renderer)
-    request["ExpressionAttributeNames"] = renderer.attribute_names()
-    if renderer.values:
-        request["ExpressionAttributeValues"] = renderer.values
-    request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-
-
-def _update_request(
-    table: str, key: Item, actions: list[Action], condition: Condition | None
-) -> Request:
-    renderer = Renderer()
-    request: Request = {
-        "TableName": table,
-        "Key": key,
-        "UpdateExpression": render_update(actions, renderer),
-        "ReturnValues": "ALL_NEW",
-    }
-    if condition is not None:
-        request["ConditionExpression"] = condition.render(renderer)
-        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    request["ExpressionAttributeNames"] = renderer.attribute_names()
-    if renderer.values:
-        request["ExpressionAttributeValues"] = renderer.values
-    return request

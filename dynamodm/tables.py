@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import unique
 from .errors import ConfigurationError, ServiceError, TableNotFound, UsageError
 from .schema import IndexSchema, KeyAttribute, Provisioned, TableSchema
 
@@ -147,22 +148,29 @@ def create_request(table: _Table) -> dict[str, Any]:
 async def create_tables(session: Session, models: list[type[Model]], *, wait: bool) -> list[str]:
     """Create missing tables (concurrently), then wait, then turn on TTL where asked."""
     tables = _group(session, models)
-    await asyncio.gather(*(_create_one(session, t, wait) for t in tables))
-    return [t.name for t in tables]
+    jobs = [(create_request(t), t.schema.ttl_attribute) for t in tables]
+    guarded = [m for m in models if m.__dm_schema__.unique]
+    if guarded:
+        expiring = any(m.__dm_schema__.ttl for m in guarded)
+        jobs.append((unique.guard_create_request(session), unique.EXPIRES if expiring else None))
+    await asyncio.gather(*(_create_one(session, request, ttl, wait) for request, ttl in jobs))
+    return [request["TableName"] for request, _ in jobs]
 
 
-async def _create_one(session: Session, table: _Table, wait: bool) -> None:
-    request = create_request(table)
+async def _create_one(
+    session: Session, request: dict[str, Any], ttl: str | None, wait: bool
+) -> None:
+    name = request["TableName"]
     try:
-        await session.call("CreateTable", request, idempotent=False, table=table.name)
-        logger.info("created table %s", table.name)
+        await session.call("CreateTable", request, idempotent=False, table=name)
+        logger.info("created table %s", name)
     except ServiceError as error:
         if error.code != "ResourceInUseException":
             raise
-    if wait or table.schema.ttl:
-        await wait_until_active(session, table.name)
-    if table.schema.ttl:
-        await _enable_ttl(session, table)
+    if wait or ttl:
+        await wait_until_active(session, name)
+    if ttl:
+        await _enable_ttl(session, name, ttl)
 
 
 async def wait_until_active(session: Session, name: str, seconds: float = WAIT_SECONDS) -> None:
@@ -184,18 +192,17 @@ async def wait_until_active(session: Session, name: str, seconds: float = WAIT_S
         delay = min(delay * 2, 2.0)
 
 
-async def _enable_ttl(session: Session, table: _Table) -> None:
-    attribute = table.schema.ttl_attribute or ""
+async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
     try:
         current = await session.call(
-            "DescribeTimeToLive", {"TableName": table.name}, idempotent=True, table=table.name
+            "DescribeTimeToLive", {"TableName": name}, idempotent=True, table=name
         )
         description = current.get("TimeToLiveDescription", {})
         if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
             if description.get("AttributeName") != attribute:
                 logger.warning(
                     "table %s has TTL on %r, the model asks for %r; left as it is",
-                    table.name,
+                    name,
                     description.get("AttributeName"),
                     attribute,
                 )
@@ -203,15 +210,15 @@ async def _enable_ttl(session: Session, table: _Table) -> None:
         await session.call(
             "UpdateTimeToLive",
             {
-                "TableName": table.name,
+                "TableName": name,
                 "TimeToLiveSpecification": {"Enabled": True, "AttributeName": attribute},
             },
             idempotent=True,
-            table=table.name,
+            table=name,
         )
     except ServiceError as error:
         if error.code in _UNSUPPORTED:
-            logger.warning("the server does not support TTL; table %s has none", table.name)
+            logger.warning("the server does not support TTL; table %s has none", name)
             return
         raise
 

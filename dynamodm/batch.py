@@ -1,0 +1,353 @@
+"""Batches: BatchGetItem and BatchWriteItem for any number of keys and items.
+
+Requests are split into the service limits (100 keys, 25 writes), run concurrently
+(bounded), and what DynamoDB leaves unprocessed is retried with backoff. Whatever
+remains after the retry budget is raised, listed: nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .codec import Item, check_item_size, format_datetime, item_size
+from .errors import BatchWriteError, Throttled, UsageError
+from .writes import encode_for_put
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .session import Session
+
+MAX_GET_KEYS = 100
+MAX_WRITES = 25
+MAX_WRITE_BYTES = 16 * 1024 * 1024
+CONCURRENCY = 8
+
+
+def _fingerprint(table: str, key: Item) -> str:
+    return (
+        table
+        + "\x00"
+        + json.dumps(
+            {k: {t: repr(v) for t, v in av.items()} for k, av in sorted(key.items())},
+            sort_keys=True,
+        )
+    )
+
+
+async def _backoff(session: Session, attempt: int, started: float) -> bool:
+    """Sleep before retry ``attempt``; False when the retry budget is spent."""
+    policy = session.retry
+    pause = policy.delay(attempt)
+    if attempt >= policy.max_attempts or policy.clock() - started + pause > policy.budget:
+        return False
+    await policy.sleep(pause)
+    return True
+
+
+# ---------------------------------------------------------------- batch get
+
+
+async def batch_get(
+    session: Session, pairs: Sequence[tuple[type[Model], Any]], *, consistent: bool = False
+) -> list[Any]:
+    """The found items in the order of the keys asked, missing keys left out."""
+    wanted: list[tuple[type[Model], str, Item]] = []
+    unique_keys: dict[str, tuple[type[Model], str, Item]] = {}
+    for model, key in pairs:
+        table = session.table_name(model)
+        encoded = session.split_key(model, key)
+        fingerprint = _fingerprint(table, encoded)
+        wanted.append((model, fingerprint, encoded))
+        unique_keys.setdefault(fingerprint, (model, table, encoded))
+    entries = list(unique_keys.items())
+    chunks = [entries[i : i + MAX_GET_KEYS] for i in range(0, len(entries), MAX_GET_KEYS)]
+    found: dict[str, Item] = {}
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def fetch(chunk: list[tuple[str, tuple[type[Model], str, Item]]]) -> None:
+        async with limit:
+            await _get_chunk(session, chunk, consistent, found)
+
+    await asyncio.gather(*(fetch(chunk) for chunk in chunks))
+    results: list[Any] = []
+    for model, fingerprint, _key in wanted:
+        item = found.get(fingerprint)
+        if item is not None:
+            results.append(session.load(model, item))
+    return results
+
+
+async def _get_chunk(
+    session: Session,
+    chunk: list[tuple[str, tuple[type[Model], str, Item]]],
+    consistent: bool,
+    found: dict[str, Item],
+) -> None:
+    key_attributes: dict[str, list[str]] = {}
+    request_items: dict[str, dict[str, Any]] = {}
+    for _fp, (_model, table, key) in chunk:
+        entry = request_items.setdefault(table, {"Keys": []})
+        if consistent:
+            entry["ConsistentRead"] = True
+        entry["Keys"].append(key)
+        key_attributes[table] = list(key)
+    started = session.retry.clock()
+    attempt = 0
+    while request_items:
+        response = await session.call(
+            "BatchGetItem", {"RequestItems": request_items}, idempotent=True
+        )
+        for table, items in response.get("Responses", {}).items():
+            for item in items:
+                key = {a: item[a] for a in key_attributes[table] if a in item}
+                found[_fingerprint(table, key)] = item
+        request_items = response.get("UnprocessedKeys") or {}
+        if request_items:
+            attempt += 1
+            if not await _backoff(session, attempt, started):
+                left = sum(len(v.get("Keys", [])) for v in request_items.values())
+                raise Throttled(
+                    f"batch_get: {left} keys were still unprocessed when the retry budget ran "
+                    "out; nothing was skipped silently: retry them or raise capacity",
+                    code="UnprocessedKeys",
+                )
+
+
+# ---------------------------------------------------------------- batch write
+
+
+@dataclass
+class _Entry:
+    kind: str  # "put" or "delete"
+    model: type[Model]
+    target: Any  # the instance, or the key for delete_key
+    request: dict[str, Any]
+    table: str
+    fingerprint: str
+    size: int
+    key_names: list[str]
+    apply: Callable[[], None] | None = None
+
+
+class BatchWriter:
+    """``async with dm.batch_write() as batch:`` — puts and deletes of any models.
+
+    Requests of 25 are sent as they fill; the rest on exit. The last operation on a
+    key wins. If the block raises, what was still buffered is not written (the
+    exception says how much); what was sent before stays written.
+    """
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._explicit = session
+        self._session: Session | None = None
+        self._buffer: dict[str, _Entry] = {}
+        self._inflight: list[tuple[set[str], asyncio.Task[None]]] = []
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self.written: list[tuple[str, Any]] = []
+        self.failed: list[tuple[str, Any]] = []
+        self._errors: list[BaseException] = []
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            from .session import current_session
+
+            self._session = current_session(self._explicit)
+        return self._session
+
+    def _check_model(self, model: type[Model], operation: str) -> None:
+        schema = model.__dm_schema__
+        if schema is None:
+            raise UsageError(f"batch {operation}: {model.__name__} has no table")
+        if schema.version or schema.unique:
+            raise UsageError(
+                f"batch {operation} {model.__name__}: models with a Version or unique fields "
+                "need conditional writes, which BatchWriteItem cannot make; use save() or "
+                "dm.transaction()"
+            )
+
+    def put(self, instance: Model) -> None:
+        """Store the whole item (unconditionally, like save() without a condition)."""
+        model = type(instance)
+        self._check_model(model, "put")
+        if instance._dm_partial:
+            raise UsageError(
+                f"batch put {model.__name__}: a partially loaded instance cannot be put whole"
+            )
+        item = encode_for_put(instance, "batch put")
+        schema = model.__dm_schema__
+        now = None
+        if schema.updated_at:
+            from .model import utcnow
+
+            now = utcnow()
+            attribute = model.__dm_codec__.by_name[schema.updated_at].attribute
+            item[attribute] = {"S": format_datetime(now)}
+        check_item_size(item, model.__name__, "batch put")
+        session = self.session
+        table = session.table_name(model)
+        key = session.instance_key(instance)
+
+        def apply() -> None:
+            if now is not None and schema.updated_at:
+                instance.__dict__[schema.updated_at] = now
+
+        self._add(
+            _Entry(
+                "put",
+                model,
+                instance,
+                {"PutRequest": {"Item": item}},
+                table,
+                _fingerprint(table, key),
+                item_size(item),
+                list(key),
+                apply,
+            )
+        )
+
+    def delete(self, instance: Model) -> None:
+        """Delete the item of this instance."""
+        model = type(instance)
+        self._check_model(model, "delete")
+        self._delete(model, self.session.instance_key(instance), instance)
+
+    def delete_key(self, model: type[Model], key: Any) -> None:
+        """Delete by key: a hash value or a ``(hash, range)`` tuple."""
+        self._check_model(model, "delete")
+        self._delete(model, self.session.split_key(model, key), key)
+
+    def _delete(self, model: type[Model], key: Item, target: Any) -> None:
+        table = self.session.table_name(model)
+        self._add(
+            _Entry(
+                "delete",
+                model,
+                target,
+                {"DeleteRequest": {"Key": key}},
+                table,
+                _fingerprint(table, key),
+                0,
+                list(key),
+            )
+        )
+
+    def _add(self, entry: _Entry) -> None:
+        self._buffer.pop(entry.fingerprint, None)
+        self._buffer[entry.fingerprint] = entry
+        if len(self._buffer) >= MAX_WRITES:
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._buffer:
+            chunk: list[_Entry] = []
+            size = 0
+            for fingerprint in list(self._buffer):
+                entry = self._buffer[fingerprint]
+                if len(chunk) == MAX_WRITES or size + entry.size > MAX_WRITE_BYTES:
+                    break
+                chunk.append(self._buffer.pop(fingerprint))
+                size += entry.size
+            keys = {e.fingerprint for e in chunk}
+            # A key still in flight is written again only after that request is answered,
+            # so the last operation on it wins.
+            before = [task for task_keys, task in self._inflight if task_keys & keys]
+            task = asyncio.get_running_loop().create_task(self._send(chunk, before))
+            self._inflight.append((keys, task))
+            if len(self._buffer) < MAX_WRITES:
+                return
+
+    async def _send(self, chunk: list[_Entry], before: list[asyncio.Task[None]]) -> None:
+        if before:
+            await asyncio.gather(*before, return_exceptions=True)
+        pending = {e.fingerprint: e for e in chunk}
+        async with self._limit:
+            try:
+                await self._write_chunk(pending)
+            except Exception as error:  # reported on exit with the items it concerns
+                self._errors.append(error)
+                self.failed.extend((e.kind, e.target) for e in pending.values())
+
+    async def _write_chunk(self, pending: dict[str, _Entry]) -> None:
+        """Write until nothing is pending; written entries leave ``pending`` as they land."""
+        session = self.session
+        started = session.retry.clock()
+        attempt = 0
+        while pending:
+            request_items: dict[str, list[dict[str, Any]]] = {}
+            key_names: dict[str, list[str]] = {}
+            for entry in pending.values():
+                request_items.setdefault(entry.table, []).append(entry.request)
+                key_names[entry.table] = entry.key_names
+            response = await session.call(
+                "BatchWriteItem", {"RequestItems": request_items}, idempotent=True
+            )
+            left: set[str] = set()
+            for table, requests in (response.get("UnprocessedItems") or {}).items():
+                for request in requests:
+                    if "DeleteRequest" in request:
+                        key = request["DeleteRequest"]["Key"]
+                    else:
+                        item = request["PutRequest"]["Item"]
+                        key = {name: item[name] for name in key_names[table]}
+                    left.add(_fingerprint(table, key))
+            for fingerprint in [f for f in pending if f not in left]:
+                entry = pending.pop(fingerprint)
+                if entry.apply is not None:
+                    entry.apply()
+                self.written.append((entry.kind, entry.target))
+            if pending:
+                attempt += 1
+                if not await _backoff(session, attempt, started):
+                    raise Throttled(
+                        f"batch_write: {len(pending)} items were still unprocessed when the "
+                        "retry budget ran out",
+                        code="UnprocessedItems",
+                    )
+
+    async def flush(self) -> None:
+        """Send everything buffered and wait for every request to be answered."""
+        self._flush()
+        tasks = [task for _keys, task in self._inflight]
+        self._inflight = []
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def __aenter__(self) -> BatchWriter:
+        _ = self.session
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            dropped = len(self._buffer)
+            self._buffer.clear()
+            tasks = [task for _keys, task in self._inflight]
+            if tasks:
+                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            exc.add_note(
+                f"dynamodm: batch_write wrote {len(self.written)} items before the error; "
+                f"{dropped} buffered items were not written"
+            )
+            return
+        await self.flush()
+        if self.failed:
+            raise BatchWriteError(
+                f"batch_write: {len(self.failed)} items were not written (listed in .items); "
+                f"{len(self.written)} were",
+                items=list(self.failed),
+            ) from (self._errors[0] if self._errors else None)
+
+
+def batch_write(*, session: Session | None = None) -> BatchWriter:
+    """``async with dm.batch_write() as batch: batch.put(...); batch.delete(...)``."""
+    return BatchWriter(session)
