@@ -1,6 +1,7 @@
 """dynamodm: an async object mapper for Amazon DynamoDB, on Pydantic v2 and aioboto3."""
 
 from .batch import BatchWriter, batch_write
+from .collection import Collection, CollectionQuery
 from .errors import (
     AlreadyExists,
     BatchWriteError,
@@ -34,6 +35,7 @@ from .schema import (
     LocalIndex,
     Provisioned,
     RangeKey,
+    Template,
     UpdatedAt,
     Version,
 )
@@ -51,6 +53,8 @@ __all__ = [
     "BatchWriteError",
     "BatchWriter",
     "CancellationReason",
+    "Collection",
+    "CollectionQuery",
     "Condition",
     "ConditionFailed",
     "ConfigurationError",
@@ -77,6 +81,7 @@ __all__ = [
     "Session",
     "TableDescription",
     "TableNotFound",
+    "Template",
     "Throttled",
     "Transaction",
     "TransactionCanceled",

@@ -142,7 +142,7 @@ def _utc(value: datetime) -> datetime:
         return value
     try:
         return value.astimezone(_UTC)
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise EncodeError(
             "a datetime whose UTC time falls outside years 1 to 9999 cannot be stored"
         ) from None

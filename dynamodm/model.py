@@ -125,12 +125,10 @@ def _declared_index_keys(meta: Any, field_markers: dict[str, set[Marker]]) -> se
 
     names = {n for n, marks in field_markers.items() if marks & {HashKey, RangeKey}}
     for index in getattr(meta, "indexes", ()) or ():
-        if isinstance(index, GlobalIndex):
-            names.add(index.hash_key)
-            if index.range_key:
-                names.add(index.range_key)
-        elif isinstance(index, LocalIndex):
-            names.add(index.range_key)
+        if isinstance(index, GlobalIndex | LocalIndex):
+            for key in (getattr(index, "hash_key", None), index.range_key):
+                if isinstance(key, str):
+                    names.add(key)
     return names
 
 
@@ -198,40 +196,53 @@ class Model(BaseModel, metaclass=ModelMeta):
     @classmethod
     async def get(
         cls,
-        hash_key: Any,
+        hash_key: Any = None,
         range_key: Any = None,
         *,
         consistent: bool = False,
         session: Session | None = None,
+        **fields: Any,
     ) -> Self:
-        """The item with this key; raises ``dm.NotFound`` when there is none."""
-        return await _session(session).get(
-            cls, hash_key, range_key, consistent=consistent, required=True
-        )  # type: ignore[return-value]
+        """The item with this key; raises ``dm.NotFound`` when there is none.
+
+        Models with templated keys take the key fields by name:
+        ``TrainingSession.get(athlete_id="a-1", session_id="s-9")``.
+        """
+        found = await _session(session).get(
+            cls, hash_key, range_key, consistent=consistent, required=True, fields=fields
+        )
+        assert found is not None
+        return found
 
     @classmethod
     async def get_or_none(
         cls,
-        hash_key: Any,
+        hash_key: Any = None,
         range_key: Any = None,
         *,
         consistent: bool = False,
         session: Session | None = None,
+        **fields: Any,
     ) -> Self | None:
         """The item with this key, or None."""
-        return await _session(session).get(cls, hash_key, range_key, consistent=consistent)
+        return await _session(session).get(
+            cls, hash_key, range_key, consistent=consistent, fields=fields
+        )
 
     @classmethod
     async def delete_key(
         cls,
-        hash_key: Any,
+        hash_key: Any = None,
         range_key: Any = None,
         *,
         condition: Condition | bool | None = None,
         session: Session | None = None,
+        **fields: Any,
     ) -> None:
         """Delete the item with this key (nothing happens if there is none)."""
-        await _session(session).delete_key(cls, hash_key, range_key, condition=condition)
+        await _session(session).delete_key(
+            cls, hash_key, range_key, condition=condition, fields=fields
+        )
 
     @classmethod
     async def upsert(
@@ -267,7 +278,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     @classmethod
     def query(
         cls,
-        hash_value: Any,
+        hash_value: Any = None,
         range_condition: Condition | bool | None = None,
         *,
         index: str | None = None,
@@ -277,8 +288,12 @@ class Model(BaseModel, metaclass=ModelMeta):
         consistent: bool = False,
         attributes: Sequence[str] | None = None,
         session: Session | None = None,
+        **fields: Any,
     ) -> Query[Self]:
         """Items of one partition (of the table or ``index``), in range key order.
+
+        Models with templated keys are queried by field values:
+        ``TrainingSession.query(athlete_id="a-1")``.
 
         Nothing is sent until the query is iterated or asked for ``all()``,
         ``first()``, ``count()`` or ``page()``.
@@ -295,6 +310,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             consistent=consistent,
             attributes=attributes,
             session=session,
+            fields=fields,
         )
 
     @classmethod

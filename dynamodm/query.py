@@ -9,11 +9,12 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from .codec import Item
+from . import keys
+from .codec import Item, decode_any
 from .errors import InvalidCursor, UsageError
 from .expressions import (
     BeginsWith,
@@ -22,6 +23,8 @@ from .expressions import (
     Condition,
     Path,
     Renderer,
+    Value,
+    all_of,
     as_condition,
     paths_of,
 )
@@ -65,8 +68,10 @@ class Query(Generic[M]):
         attributes: Sequence[str] | None = None,
         segments: int = 1,
         session: Session | None = None,
+        fields: Mapping[str, Any] | None = None,
+        entities: Sequence[str] | None = None,
     ) -> None:
-        from .session import _key_value, _schema
+        from .session import _schema
 
         self.model = model
         self.operation = operation
@@ -101,26 +106,54 @@ class Query(Generic[M]):
         if self.index is not None:
             request["IndexName"] = self.index.name
         self.hash_av: dict[str, Any] | None = None
+        self._key_fingerprint = ""
+        filters: list[Condition | None] = []
+        fields = dict(fields or {})
         if operation == "Query":
-            if hash_value is None:
-                raise UsageError(f"{name}.query() needs the hash key value")
-            self.hash_av = _key_value(model, self.hash_key.field, hash_value)
+            self.hash_av = self._hash_value(hash_value, fields)
             expression = (
                 f"{renderer.name(self.hash_key.attribute)} = {renderer.value(self.hash_av)}"
             )
-            if range_condition is not None:
+            if entities is not None:
+                hash_fields = self.hash_key.template.fields if self.hash_key.template else ()
+                leftover = sorted(set(fields) - set(hash_fields))
+                if leftover or range_condition is not None:
+                    raise UsageError(
+                        f"a collection query takes the hash key fields only, not "
+                        f"{leftover or 'a range condition'}"
+                    )
+            elif self.range_key is not None and self.range_key.template is not None:
+                templated, exact = self._template_range(range_condition, fields)
+                if templated is not None:
+                    expression += " AND " + templated.render(renderer)
+                filters.append(exact)
+            elif fields:
+                raise UsageError(
+                    f"{name}.query(): unexpected field values {sorted(fields)}; this key is "
+                    "not computed from fields"
+                )
+            elif range_condition is not None:
                 condition = as_condition(range_condition, "range_condition")
                 expression += " AND " + self._range_expression(condition, renderer)
             request["KeyConditionExpression"] = expression
+            # A cursor only fits this key condition: another one refuses its start key.
+            self._key_fingerprint = _fingerprint([expression, renderer.values])
             if reverse:
                 request["ScanIndexForward"] = False
-        elif range_condition is not None or hash_value is not None or reverse:
+        elif range_condition is not None or hash_value is not None or reverse or fields:
             raise UsageError(f"{name}.scan() takes no key values, range condition or reverse")
         if filter is not None:
             condition = as_condition(filter, "filter")
             if operation == "Query":
                 self._check_filter(condition)
-            request["FilterExpression"] = condition.render(renderer)
+            filters.append(condition)
+        if entities is not None:
+            filters.append(_OneOf(schema.entity_attribute, entities))
+        elif schema.entity is not None and self._projects(schema.entity_attribute):
+            filters.append(_Compare("=", schema.entity_attribute, {"S": schema.entity}))
+        combined = all_of(filters)
+        if combined is not None:
+            request["FilterExpression"] = combined.render(renderer)
         if attributes:
             request["ProjectionExpression"] = self._projection(list(attributes), renderer)
         if consistent:
@@ -129,10 +162,116 @@ class Query(Generic[M]):
             request["ExpressionAttributeNames"] = renderer.attribute_names()
         if renderer.values:
             request["ExpressionAttributeValues"] = renderer.values
-        self.has_filter = filter is not None
+        self.has_filter = combined is not None
         self._request = request
 
     # -- building
+
+    def _projects(self, attribute: str) -> bool:
+        """Whether items read through this query carry ``attribute``."""
+        if self.index is None or self.index.projection == "ALL":
+            return True
+        return attribute in self.index.include or attribute in self._key_attributes()
+
+    def _hash_value(self, hash_value: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        name = self.model.__name__
+        key = self.hash_key
+        if key.template is None:
+            if hash_value is None:
+                raise UsageError(f"{name}.query() needs the hash key value")
+            assert key.field is not None
+            return keys.key_value(self.model, key.field, hash_value)
+        if hash_value is not None:
+            raise UsageError(
+                f"{name}.query(): the hash key {key.attribute!r} is computed from "
+                f"{', '.join(key.template.fields) or 'constants'}; pass them by name"
+            )
+        missing = [f for f in key.template.fields if fields.get(f) is None]
+        if missing:
+            raise UsageError(
+                f"{name}.query(): the hash key {key.attribute!r} needs "
+                f"{', '.join(repr(m) for m in missing)} (template {key.template.template!r})"
+            )
+        text = keys.render(self.model, key.template, fields, validate=True)
+        assert text is not None
+        if (
+            self.range_key is None
+            or self.range_key.template is None
+            or not (set(key.template.fields) & set(self.range_key.template.fields))
+        ):
+            for used in key.template.fields:
+                fields.pop(used, None)
+        return {"S": text}
+
+    def _template_range(
+        self, range_condition: Condition | bool | None, fields: dict[str, Any]
+    ) -> tuple[Condition | None, Condition | None]:
+        """The key condition on a computed range key, and an exact filter on the field the
+        range condition names (the key condition alone may be a superset)."""
+        model, name = self.model, self.model.__name__
+        assert self.range_key is not None and self.range_key.template is not None
+        template, attribute = self.range_key.template, self.range_key.attribute
+        hash_fields = self.hash_key.template.fields if self.hash_key.template else ()
+        unknown_fields = set(fields) - set(template.fields) - set(hash_fields)
+        if unknown_fields:
+            raise UsageError(
+                f"{name}.query(): {sorted(unknown_fields)[0]!r} is not part of the key; "
+                "use filter= for other fields"
+            )
+        prefix = ""
+        open_field: str | None = None
+        separator = ""
+        parts = template.parts
+        for position, (literal, placeholder) in enumerate(parts):
+            prefix += literal
+            if placeholder is None:
+                continue
+            value = fields.get(placeholder)
+            if value is None:
+                open_field = placeholder
+                separator = parts[position + 1][0] if position + 1 < len(parts) else ""
+                break
+            prefix += keys.field_text(model, placeholder, value)
+        if range_condition is None:
+            if open_field is None:
+                return _Compare("=", attribute, {"S": prefix}), None
+            return (_Begins(attribute, prefix) if prefix else None), None
+        condition = as_condition(range_condition, "range_condition")
+        subject, op, values = _range_parts(condition)
+        if open_field is None or subject is None or subject.nested or (subject.root != open_field):
+            raise UsageError(
+                f"{name}.query(): the range condition must be on {open_field!r}, the next "
+                f"field of the range key template {template.template!r}"
+                if open_field
+                else f"{name}.query(): every field of the range key is given already"
+            )
+        top = "\U0010ffff"
+        if op == "begins_with":
+            return _Begins(attribute, prefix + str(values[0])), None
+        texts = [keys.field_text(model, open_field, v) for v in values]
+        key_condition: Condition
+        if op == "=":
+            key_condition = _Begins(attribute, prefix + texts[0] + separator)
+        elif op in ("<", "<="):
+            high = prefix + texts[0] + separator + top
+            key_condition = (
+                _Between(attribute, prefix, high)
+                if prefix
+                else _Compare("<=", attribute, {"S": high})
+            )
+        elif op in (">", ">="):
+            low = prefix + texts[0]
+            key_condition = (
+                _Between(attribute, low, prefix + top)
+                if prefix
+                else _Compare(">=", attribute, {"S": low})
+            )
+        else:
+            key_condition = _Between(
+                attribute, prefix + texts[0], prefix + texts[1] + separator + top
+            )
+        field_attribute = self.model.__dm_codec__.by_name[open_field].attribute
+        return key_condition, (condition if self._projects(field_attribute) else None)
 
     def _range_expression(self, condition: Condition, renderer: Renderer) -> str:
         name = self.model.__name__
@@ -184,10 +323,14 @@ class Query(Generic[M]):
                 raise UsageError(
                     f"{self.model.__name__}: attributes= names unknown field {field!r}"
                 )
-            names.append(spec.attribute)
-        for key in self._key_attributes():
-            if key not in names:
-                names.append(key)
+            if spec.attribute not in names:
+                names.append(spec.attribute)
+        # Keys address the item; the version keeps update() and delete() of it conditional.
+        version = self.model.__dm_schema__.version
+        carried = [codec.by_name[version].attribute] if version else []
+        for attribute in [*self._key_attributes(), *carried]:
+            if attribute not in names:
+                names.append(attribute)
         return ", ".join(renderer.name(n) for n in names)
 
     def _key_attributes(self) -> list[str]:
@@ -330,11 +473,14 @@ class Query(Generic[M]):
             request["ExclusiveStartKey"] = last
 
     async def page(self, cursor: str | None = None, size: int = 50) -> Page[M]:
-        """Up to ``size`` items after ``cursor``; ``Page.cursor`` is None on the last page."""
+        """Up to ``size`` items (and no more than ``limit``) after ``cursor``;
+        ``Page.cursor`` is None on the last page."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise UsageError(f"{self.model.__name__}: page size must be a positive int")
         if self.segments > 1:
             raise UsageError(f"{self.model.__name__}: page() works on single-segment scans")
+        if self.limit is not None:
+            size = min(size, self.limit)
         session = self.session()
         request = self._base(session)
         if cursor is not None:
@@ -361,7 +507,7 @@ class Query(Generic[M]):
             "m": self.model.__name__,
             "t": self.model.__dm_schema__.table,
             "i": self.index.name if self.index else "",
-            "h": _fingerprint(self.hash_av),
+            "h": self._key_fingerprint,
             "o": self.operation,
         }
 
@@ -388,12 +534,76 @@ class Query(Generic[M]):
         expected = self._identity()
         if any(data.get(k) != v for k, v in expected.items()):
             raise InvalidCursor(
-                f"{name}: the cursor belongs to another query (model, index or key value)"
+                f"{name}: the cursor belongs to another query (model, index, hash value or "
+                "range condition)"
             )
         key = data.get("k")
         if not isinstance(key, dict) or set(key) != set(self._key_attributes()):
             raise InvalidCursor(f"{name}: the cursor does not hold this query's key")
-        return {k: _from_jsonable(v) for k, v in key.items()}
+        start = {k: _from_jsonable(v) for k, v in key.items()}
+        if self.hash_av is not None and start[self.hash_key.attribute] != self.hash_av:
+            raise InvalidCursor(f"{name}: the cursor starts in another partition")
+        return start
+
+
+class _Compare(Condition):
+    """``#attribute op :value`` on an attribute by wire name (computed keys, entity)."""
+
+    def __init__(self, op: str, attribute: str, av: dict[str, Any]) -> None:
+        self.op, self.attribute, self.av = op, attribute, av
+
+    def render(self, r: Renderer) -> str:
+        return f"{r.name(self.attribute)} {self.op} {r.value(self.av)}"
+
+
+class _OneOf(Condition):
+    def __init__(self, attribute: str, values: Sequence[str]) -> None:
+        self.attribute, self.values = attribute, values
+
+    def render(self, r: Renderer) -> str:
+        listed = ", ".join(r.value({"S": v}) for v in self.values)
+        return f"{r.name(self.attribute)} IN ({listed})"
+
+
+class _Begins(Condition):
+    def __init__(self, attribute: str, prefix: str) -> None:
+        self.attribute, self.prefix = attribute, prefix
+
+    def render(self, r: Renderer) -> str:
+        return f"begins_with({r.name(self.attribute)}, {r.value({'S': self.prefix})})"
+
+
+class _Between(Condition):
+    def __init__(self, attribute: str, low: str, high: str) -> None:
+        self.attribute, self.low, self.high = attribute, low, high
+
+    def render(self, r: Renderer) -> str:
+        return (
+            f"{r.name(self.attribute)} BETWEEN {r.value({'S': self.low})} "
+            f"AND {r.value({'S': self.high})}"
+        )
+
+
+def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]]:
+    """(path, operator, plain values) of a range condition on one field."""
+    if (
+        isinstance(condition, Comparison)
+        and condition.op in _KEY_OPERATORS
+        and isinstance(condition.left, Path)
+        and isinstance(condition.right, Value)
+    ):
+        return condition.left, condition.op, [decode_any(condition.right.av)]
+    if (
+        isinstance(condition, Between)
+        and isinstance(condition.operand, Path)
+        and isinstance(condition.low, Value)
+        and isinstance(condition.high, Value)
+    ):
+        low, high = decode_any(condition.low.av), decode_any(condition.high.av)
+        return condition.operand, "between", [low, high]
+    if isinstance(condition, BeginsWith) and isinstance(condition.prefix, Value):
+        return condition.path, "begins_with", [condition.prefix.av.get("S", "")]
+    return None, "", []
 
 
 def _index(schema: TableSchema, index: str | None, name: str) -> IndexSchema | None:
@@ -439,10 +649,8 @@ def _uses(text: str, placeholder: str) -> bool:
         start = end
 
 
-def _fingerprint(av: dict[str, Any] | None) -> str:
-    if av is None:
-        return ""
-    data = json.dumps(_jsonable(av), sort_keys=True).encode()
+def _fingerprint(value: Any) -> str:
+    data = json.dumps(_jsonable(value), sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()[:16]
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import string
 import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import GetCoreSchemaHandler
@@ -87,12 +89,49 @@ Projection = Literal["ALL", "KEYS_ONLY"] | Sequence[str]
 
 
 @dataclass(frozen=True)
+class Template:
+    """A key attribute computed from fields, for single-table design:
+    ``dm.Template("PK", "ATHLETE#{athlete_id}")``.
+
+    Each ``{field}`` is replaced by the field's stored text (a date as ``YYYY-MM-DD``,
+    a datetime as its fixed-width UTC string, a number as its digits).
+    """
+
+    attribute: str
+    template: str
+
+    @cached_property
+    def parts(self) -> tuple[tuple[str, str | None], ...]:
+        """(literal text, field name or None) pairs, in order."""
+        parts: list[tuple[str, str | None]] = []
+        for literal, name, spec, conversion in string.Formatter().parse(self.template):
+            if spec or conversion:
+                raise ValueError(f"template {self.template!r}: no format specs or conversions")
+            if name is not None and not name.isidentifier():
+                raise ValueError(f"template {self.template!r}: {{{name}}} is not a field name")
+            parts.append((literal, name))
+        return tuple(parts)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for _literal, name in self.parts if name is not None)
+
+    @property
+    def prefix(self) -> str:
+        """The literal text before the first placeholder."""
+        return self.parts[0][0] if self.parts else ""
+
+    def render(self, texts: dict[str, str]) -> str:
+        return "".join(literal + (texts[name] if name else "") for literal, name in self.parts)
+
+
+@dataclass(frozen=True)
 class GlobalIndex:
-    """A global secondary index on the model's fields."""
+    """A global secondary index on the model's fields (or on computed Template keys)."""
 
     name: str
-    hash_key: str
-    range_key: str | None = None
+    hash_key: str | Template
+    range_key: str | Template | None = None
     projection: Projection = "ALL"
     read: int | None = None
     write: int | None = None
@@ -103,7 +142,7 @@ class LocalIndex:
     """A local secondary index: the table's hash key with another range key."""
 
     name: str
-    range_key: str
+    range_key: str | Template
     projection: Projection = "ALL"
 
 
@@ -120,11 +159,13 @@ StreamView = Literal["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"
 
 @dataclass(frozen=True)
 class KeyAttribute:
-    """One key attribute: the field it comes from, its wire name and scalar type."""
+    """One key attribute: the field it comes from (None when computed by a template),
+    its wire name and scalar type."""
 
-    field: str
+    field: str | None
     attribute: str
     type: Literal["S", "N", "B"]
+    template: Template | None = None
 
 
 @dataclass(frozen=True)
@@ -159,20 +200,46 @@ class TableSchema:
     updated_at: str | None
     ttl_attribute: str | None
     registry: Registry = field(compare=False, repr=False)
+    entity: str | None = None
+    entity_attribute: str = "_type"
+
+    @property
+    def table_keys(self) -> tuple[KeyAttribute, ...]:
+        return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
 
     @property
     def key_fields(self) -> tuple[str, ...]:
-        if self.range_key is None:
-            return (self.hash_key.field,)
-        return (self.hash_key.field, self.range_key.field)
+        """The fields the table key is made of (a template's fields when computed)."""
+        names: list[str] = []
+        for key in self.table_keys:
+            for name in key.template.fields if key.template else (key.field,):
+                if name is not None and name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        """Every computed key attribute of the table and its indexes."""
+        found: dict[str, Template] = {}
+        for key in self.key_attributes().values():
+            if key.template is not None:
+                found[key.attribute] = key.template
+        return tuple(found.values())
+
+    @property
+    def computed_attributes(self) -> frozenset[str]:
+        """Attributes the library writes that are not fields (templates, entity)."""
+        names = {t.attribute for t in self.templates}
+        if self.entity is not None:
+            names.add(self.entity_attribute)
+        return frozenset(names)
 
     def index_key_fields(self) -> frozenset[str]:
         """Every field that is a key of the table or of an index."""
-        names = set(self.key_fields)
-        for index in self.indexes.values():
-            names.add(index.hash_key.field)
-            if index.range_key is not None:
-                names.add(index.range_key.field)
+        names: set[str] = set()
+        for key in self.key_attributes().values():
+            names.update(key.template.fields if key.template else (key.field or "",))
+        names.discard("")
         return frozenset(names)
 
     def key_attributes(self) -> dict[str, KeyAttribute]:
@@ -249,18 +316,35 @@ def build_schema(
             )
         return found[0] if found else None
 
-    hash_field = single(HashKey)
+    hash_field: str | Template | None = single(HashKey)
+    range_field: str | Template | None = single(RangeKey)
+    meta_hash = getattr(meta, "hash_key", None)
+    meta_range = getattr(meta, "range_key", None)
+    if meta_hash is not None or meta_range is not None:
+        if hash_field is not None or range_field is not None:
+            raise fail(
+                model,
+                "declare the table key either with HashKey/RangeKey markers or with "
+                "Meta.hash_key/Meta.range_key templates, not both",
+            )
+        if not isinstance(meta_hash, Template) or not isinstance(meta_range, Template | None):
+            raise fail(
+                model,
+                'Meta.hash_key and Meta.range_key take dm.Template("PK", "PREFIX#{field}")',
+            )
+        hash_field, range_field = meta_hash, meta_range
     if hash_field is None:
         raise fail(
             model,
             "no field is marked HashKey; declare one, e.g. "
             "`id: Annotated[str, HashKey] = Field(default_factory=dm.new_id)`",
         )
-    range_field = single(RangeKey)
-    if range_field == hash_field:
+    if range_field is not None and range_field == hash_field:
         raise fail(model, f"field {hash_field!r} cannot be both HashKey and RangeKey")
 
-    def key(field_name: str, role: str) -> KeyAttribute:
+    def key(field_name: str | Template, role: str) -> KeyAttribute:
+        if isinstance(field_name, Template):
+            return template_key(field_name, role)
         if field_name not in attribute_names:
             raise fail(
                 model,
@@ -276,6 +360,32 @@ def build_schema(
                 "a str/int Enum or Literal, or bool as an index key); change its type",
             )
         return KeyAttribute(field_name, attribute_names[field_name], key_type)
+
+    def template_key(template: Template, role: str) -> KeyAttribute:
+        try:
+            names = template.fields
+        except ValueError as exc:
+            raise fail(model, f"{role}: {exc}") from None
+        if template.attribute in stored_by:
+            raise fail(
+                model,
+                f"{role}: the computed attribute {template.attribute!r} is also a field's "
+                "attribute; computed key attributes are not declared as fields",
+            )
+        for name in names:
+            if name not in attribute_names:
+                raise fail(
+                    model,
+                    f"{role}: template {template.template!r} names unknown field {name!r}; "
+                    f"use one of: {', '.join(attribute_names)}",
+                )
+            if key_types.get(name) not in ("S", "N"):
+                raise fail(
+                    model,
+                    f"{role}: field {name!r} in template {template.template!r} must be a "
+                    "string, number, date, datetime, UUID or enum to appear in a key",
+                )
+        return KeyAttribute(None, template.attribute, "S", template)
 
     hash_key = key(hash_field, "the table's hash key")
     range_key = key(range_field, "the table's range key") if range_field else None
@@ -353,6 +463,25 @@ def build_schema(
             "NEW_AND_OLD_IMAGES, KEYS_ONLY",
         )
 
+    entity = getattr(meta, "entity", None)
+    templated = any(k.template for k in (hash_key, range_key) if k is not None) or any(
+        k.template
+        for index in indexes.values()
+        for k in (index.hash_key, index.range_key)
+        if k is not None
+    )
+    if entity is None and templated:
+        entity = model
+    if entity is not None and not isinstance(entity, str):
+        raise fail(model, "Meta.entity must be a string (the value of the entity attribute)")
+    entity_attribute = getattr(meta, "entity_attribute", "_type")
+    if entity is not None and entity_attribute in stored_by:
+        raise fail(
+            model,
+            f"the entity attribute {entity_attribute!r} is also a field's attribute; "
+            "set Meta.entity_attribute to another name",
+        )
+
     ttl = single(TTL)
     return TableSchema(
         model_name=model,
@@ -369,6 +498,8 @@ def build_schema(
         updated_at=single(UpdatedAt),
         ttl_attribute=attribute_names[ttl] if ttl else None,
         registry=registry,
+        entity=entity,
+        entity_attribute=entity_attribute,
     )
 
 

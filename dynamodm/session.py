@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import aioboto3
 
-from . import batch, tables, unique, writes
+from . import batch, keys, tables, unique, writes
 from .codec import Item
 from .errors import (
     ConfigurationError,
@@ -27,10 +27,8 @@ from .expressions import (
     Action,
     Condition,
     Path,
-    _adapter,
 )
 from .retry import RetryPolicy
-from .schema import TableSchema
 from .transport import BotocoreTransport, Request, Response, Transport
 
 if TYPE_CHECKING:
@@ -233,36 +231,14 @@ class Session:
 
     def key_of(self, model: type[Model], hash_value: Any, range_value: Any = None) -> Item:
         """The encoded key of a model's item, validated through the key fields' types."""
-        schema = _schema(model)
-        key = {schema.hash_key.attribute: _key_value(model, schema.hash_key.field, hash_value)}
-        if schema.range_key is None:
-            if range_value is not None:
-                raise UsageError(f"{model.__name__} has no range key; pass the hash key only")
-        else:
-            if range_value is None:
-                raise UsageError(
-                    f"{model.__name__} has a range key ({schema.range_key.field}); "
-                    "pass both the hash and the range key"
-                )
-            key[schema.range_key.attribute] = _key_value(model, schema.range_key.field, range_value)
-        return key
+        return keys.from_values(model, hash_value, range_value)
 
     def split_key(self, model: type[Model], key: Any) -> Item:
-        """A key given as a hash value or a ``(hash, range)`` tuple, encoded."""
-        if isinstance(key, tuple):
-            if len(key) != 2:
-                raise UsageError(f"{model.__name__}: a key tuple is (hash, range)")
-            return self.key_of(model, key[0], key[1])
-        return self.key_of(model, key)
+        """A key given as a hash value, a ``(hash, range)`` tuple or a dict of fields."""
+        return keys.from_any(model, key)
 
     def instance_key(self, instance: Model) -> Item:
-        model = type(instance)
-        schema = _schema(model)
-        return self.key_of(
-            model,
-            getattr(instance, schema.hash_key.field),
-            getattr(instance, schema.range_key.field) if schema.range_key else None,
-        )
+        return keys.from_instance(instance)
 
     def load(self, model: type[M], item: Item, *, partial: bool = False) -> M:
         """A model instance from a stored item (unknown attributes kept aside)."""
@@ -277,6 +253,9 @@ class Session:
             instance._dm_partial = True
         else:
             instance = model.model_validate(data)
+        computed = model.__dm_schema__.computed_attributes
+        if computed and extra:
+            extra = {k: v for k, v in extra.items() if k not in computed}
         if extra:
             instance._dm_extra = extra
         if model.__dm_schema__.unique and not partial:
@@ -286,13 +265,14 @@ class Session:
     async def get(
         self,
         model: type[M],
-        hash_value: Any,
+        hash_value: Any = None,
         range_value: Any = None,
         *,
         consistent: bool = False,
         required: bool = False,
+        fields: dict[str, Any] | None = None,
     ) -> M | None:
-        key = self.key_of(model, hash_value, range_value)
+        key = keys.from_call(model, hash_value, range_value, fields or {})
         table = self.table_name(model)
         request: Request = {"TableName": table, "Key": key}
         if consistent:
@@ -352,14 +332,15 @@ class Session:
     async def delete_key(
         self,
         model: type[Model],
-        hash_value: Any,
+        hash_value: Any = None,
         range_value: Any = None,
         *,
         condition: Condition | bool | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         """Delete by key; a versioned or unique model's item is read first (two requests)."""
         schema = _schema(model)
-        key = self.key_of(model, hash_value, range_value)
+        key = keys.from_call(model, hash_value, range_value, fields or {})
         version, stored = None, None
         if schema.version or schema.unique:
             table = self.table_name(model)
@@ -429,14 +410,7 @@ def _utcnow() -> datetime:
     return utcnow()
 
 
-def _schema(model: type[Model]) -> TableSchema:
-    schema: TableSchema | None = getattr(model, "__dm_schema__", None)
-    if schema is None:
-        raise UsageError(
-            f"{getattr(model, '__name__', model)} is not a concrete model (abstract, or no "
-            "Meta.table); only models with a table can be stored"
-        )
-    return schema
+_schema = keys.schema_of
 
 
 def _models(models: tuple[type[Model], ...]) -> list[type[Model]]:
@@ -452,29 +426,3 @@ def _models(models: tuple[type[Model], ...]) -> list[type[Model]]:
 def _path(model: type[Model], field: str) -> Path[Any]:
     path: Path[Any] = getattr(model, field)
     return path
-
-
-def _key_value(model: type[Model], field: str, value: Any) -> Any:
-    spec = model.__dm_codec__.by_name[field]
-    if value is None:
-        raise UsageError(f"{model.__name__}: the key field {field!r} needs a value, got None")
-    try:
-        value = _adapter(model.model_fields[field].annotation).validate_python(value)
-    except ValueError as exc:
-        raise UsageError(
-            f"{model.__name__}: the key value for {field!r} does not fit the field's type "
-            f"({_first_error(exc)})"
-        ) from None
-    encoded = spec.codec.encode(value)
-    if encoded is None or encoded.get("S") == "" or encoded.get("B") == b"":
-        raise UsageError(f"{model.__name__}: the key field {field!r} cannot be empty")
-    return encoded
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        found = errors()
-        if found:
-            return str(found[0].get("msg", exc))
-    return str(exc)

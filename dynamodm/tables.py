@@ -44,6 +44,24 @@ class _Table:
     schema: TableSchema
     models: list[str]
     indexes: dict[str, IndexSchema]
+    ttl: str | None
+
+
+def _shape(key: KeyAttribute | None) -> tuple[str, str] | None:
+    """What the table sees of a key attribute: its name and type (not how it is computed)."""
+    return None if key is None else (key.attribute, key.type)
+
+
+def _index_shape(index: IndexSchema) -> tuple[Any, ...]:
+    return (
+        index.kind,
+        _shape(index.hash_key),
+        _shape(index.range_key),
+        index.projection,
+        tuple(sorted(index.include)),
+        index.read,
+        index.write,
+    )
 
 
 def _group(session: Session, models: list[type[Model]]) -> list[_Table]:
@@ -53,20 +71,32 @@ def _group(session: Session, models: list[type[Model]]) -> list[_Table]:
         name = session.table_prefix + schema.table
         table = found.get(name)
         if table is None:
-            found[name] = _Table(name, schema, [model.__name__], dict(schema.indexes))
+            found[name] = _Table(
+                name, schema, [model.__name__], dict(schema.indexes), schema.ttl_attribute
+            )
             continue
-        if (table.schema.hash_key, table.schema.range_key) != (schema.hash_key, schema.range_key):
+        if (_shape(table.schema.hash_key), _shape(table.schema.range_key)) != (
+            _shape(schema.hash_key),
+            _shape(schema.range_key),
+        ):
             raise UsageError(
                 f"models {table.models[0]} and {model.__name__} share table {schema.table!r} "
-                "but declare different table keys; give them the same key fields or tables"
+                "but declare different table keys; give them the same key attributes"
             )
         for index_name, index in schema.indexes.items():
             other = table.indexes.setdefault(index_name, index)
-            if other != index:
+            if _index_shape(other) != _index_shape(index):
                 raise UsageError(
                     f"models {table.models[0]} and {model.__name__} declare index "
-                    f"{index_name!r} of table {schema.table!r} differently; make them equal"
+                    f"{index_name!r} of table {schema.table!r} differently (keys, types or "
+                    "projection); make them equal"
                 )
+        if schema.ttl_attribute and table.ttl not in (None, schema.ttl_attribute):
+            raise UsageError(
+                f"models {table.models[0]} and {model.__name__} share table "
+                f"{schema.table!r} but name different TTL attributes; a table has one"
+            )
+        table.ttl = table.ttl or schema.ttl_attribute
         table.models.append(model.__name__)
     return list(found.values())
 
@@ -148,7 +178,7 @@ def create_request(table: _Table) -> dict[str, Any]:
 async def create_tables(session: Session, models: list[type[Model]], *, wait: bool) -> list[str]:
     """Create missing tables (concurrently), then wait, then turn on TTL where asked."""
     tables = _group(session, models)
-    jobs = [(create_request(t), t.schema.ttl_attribute) for t in tables]
+    jobs = [(create_request(t), t.ttl) for t in tables]
     guarded = [m for m in models if m.__dm_schema__.unique]
     if guarded:
         expiring = any(m.__dm_schema__.ttl for m in guarded)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import unique
+from . import keys, unique
 from .codec import AttributeValue, Item, check_item_size, format_datetime, item_size
 from .errors import (
     AlreadyExists,
@@ -85,10 +85,7 @@ class Write:
 # ---------------------------------------------------------------- planning
 
 
-def _schema(model: type[Model]) -> TableSchema:
-    from .session import _schema as schema_of
-
-    return schema_of(model)
+_schema = keys.schema_of
 
 
 def _path(model: type[Model], name: str) -> Path[Any]:
@@ -177,7 +174,7 @@ def plan_put(
     key = {a: item[a] for a in _key_attributes(schema)}
     checks: list[Condition | None] = []
     if create or version == 0:
-        checks.append(_path(model, schema.hash_key.field).not_exists())
+        checks.append(keys.hash_path(model).not_exists())
     elif version is not None:
         checks.append(_version_check(model, version))
     guards: list[unique.Guard] = []
@@ -223,6 +220,8 @@ def encode_for_put(instance: Model, operation: str) -> Item:
     """The whole item of an instance, with the attributes the model does not declare."""
     model = type(instance)
     item = model.__dm_codec__.encode_fields(instance)
+    if model.__dm_schema__.computed_attributes:
+        item.update(keys.computed(model, instance.__dict__))
     check_key_values(model, item)
     if instance._dm_extra:
         item = {**instance._dm_extra, **item}
@@ -234,13 +233,17 @@ def check_key_values(model: type[Model], item: Item) -> None:
     schema = _schema(model)
     for attribute, key in schema.key_attributes().items():
         value = item.get(attribute)
+        name = key.field or attribute
         if value is None:
-            if key.field in schema.key_fields:
-                raise UsageError(f"{model.__name__}: the key field {key.field!r} needs a value")
+            if key in schema.table_keys:
+                needs = key.template.fields if key.template else (name,)
+                raise UsageError(
+                    f"{model.__name__}: the table key needs {', '.join(map(repr, needs))}"
+                )
             continue
         if value.get("S") == "" or value.get("B") == b"":
             raise UsageError(
-                f"{model.__name__}.{key.field}: an empty value cannot be stored in a key "
+                f"{model.__name__}.{name}: an empty value cannot be stored in a key "
                 "attribute of the table or an index; use None (no index entry) or a value"
             )
 
@@ -266,8 +269,9 @@ def plan_update(
     all_actions = collect_actions(model, actions, sets, "update")
     if not all_actions:
         raise UsageError(f"update {model.__name__}: give at least one action or field=value")
+    all_actions.extend(_template_actions(model, instance.__dict__, sets, all_actions))
     version = getattr(instance, schema.version) if schema.version else None
-    checks: list[Condition | None] = [_path(model, schema.hash_key.field).exists()]
+    checks: list[Condition | None] = [keys.hash_path(model).exists()]
     if version is not None and schema.version:
         all_actions.append(SetAction(_path(model, schema.version), Value({"N": str(version + 1)})))
         checks.append(_version_check(model, version))
@@ -317,6 +321,34 @@ def plan_update(
     )
 
 
+def _template_actions(
+    model: type[Model], current: dict[str, Any], sets: dict[str, Any], actions: list[Action]
+) -> list[Action]:
+    """Keep computed key attributes in step with the fields they are made of."""
+    schema = _schema(model)
+    table_keys = {k.attribute for k in schema.table_keys}
+    result: list[Action] = []
+    for template in schema.templates:
+        if template.attribute in table_keys:
+            continue
+        fields = set(template.fields)
+        by_action = [
+            a.path.root for a in actions if a.path.root in fields and a.path.root not in sets
+        ]
+        if by_action:
+            raise UsageError(
+                f"{model.__name__}: {by_action[0]!r} is part of the computed key "
+                f"{template.attribute!r}; change it with a keyword ({by_action[0]}=...) so "
+                "the key stays in step"
+            )
+        if not fields & set(sets):
+            continue
+        text = keys.render(model, template, {**current, **sets})
+        path = keys.attribute_path(model, template.attribute)
+        result.append(path.remove() if text is None else SetAction(path, Value({"S": text})))
+    return result
+
+
 def plan_upsert(
     session: Session,
     model: type[Model],
@@ -335,6 +367,8 @@ def plan_upsert(
     user = as_condition(condition, "condition") if condition is not None else None
     key = session.split_key(model, key_value)
     all_actions = collect_actions(model, actions, sets, "upsert")
+    if schema.computed_attributes:
+        all_actions.extend(_upsert_computed(model, key_value, sets, all_actions))
     touched = {a.path.root for a in all_actions}
     missing: list[str] = []
     for name, info in model.model_fields.items():
@@ -356,7 +390,7 @@ def plan_upsert(
             )
         )
     stamp_updated(model, all_actions)
-    exists = _path(model, schema.hash_key.field).exists() if missing else None
+    exists = keys.hash_path(model).exists() if missing else None
     full = all_of([exists, user])
     body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
     _render(body, full, all_actions)
@@ -373,6 +407,34 @@ def plan_upsert(
     )
 
 
+def _upsert_computed(
+    model: type[Model], key_value: Any, sets: dict[str, Any], actions: list[Action]
+) -> list[Action]:
+    """For a templated model: the key fields as attributes, the entity type, and the
+    index templates the given values fill."""
+    schema = _schema(model)
+    fields = dict(key_value) if isinstance(key_value, dict) else {}
+    result: list[Action] = []
+    for name, value in fields.items():
+        result.append(_path(model, name).set(value))
+    values = {**fields, **sets}
+    table_keys = {k.attribute for k in schema.table_keys}
+    for attribute, av in keys.computed(model, values, validate=True).items():
+        if attribute not in table_keys:
+            result.append(SetAction(keys.attribute_path(model, attribute), Value(av)))
+    touched = {a.path.root for a in actions}
+    for template in schema.templates:
+        if template.attribute in table_keys or template.attribute in values:
+            continue
+        partly = set(template.fields) & (touched - set(sets))
+        if partly:
+            raise UsageError(
+                f"upsert {model.__name__}: {sorted(partly)[0]!r} is part of the computed key "
+                f"{template.attribute!r}; pass it as a keyword value"
+            )
+    return result
+
+
 def plan_delete(
     session: Session,
     model: type[Model],
@@ -387,7 +449,7 @@ def plan_delete(
     user = as_condition(condition, "condition") if condition is not None else None
     checks: list[Condition | None] = []
     if version is not None and schema.version:
-        checks.append(_path(model, schema.hash_key.field).exists() & _version_check(model, version))
+        checks.append(keys.hash_path(model).exists() & _version_check(model, version))
     guards: list[unique.Guard] = []
     if schema.unique:
         if stored is None:

@@ -1,0 +1,194 @@
+"""Keys: a model's table key from positional values, keyword fields or an instance, and the
+computed attributes (key templates, entity type) written with every item."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .codec import AttributeValue, Item
+from .errors import UsageError
+from .expressions import Path, _adapter
+from .schema import KeyAttribute, TableSchema, Template
+
+if TYPE_CHECKING:
+    from .model import Model
+
+
+def schema_of(model: type[Model]) -> TableSchema:
+    schema: TableSchema | None = getattr(model, "__dm_schema__", None)
+    if schema is None:
+        raise UsageError(
+            f"{getattr(model, '__name__', model)} is not a concrete model (abstract, or no "
+            "Meta.table); only models with a table can be stored"
+        )
+    return schema
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        found = errors()
+        if found:
+            return str(found[0].get("msg", exc))
+    return str(exc)
+
+
+def encode_field(model: type[Model], name: str, value: Any, *, validate: bool = True) -> Any:
+    """A field value validated through the field's type and encoded as it is stored."""
+    if validate:
+        try:
+            value = _adapter(model.model_fields[name].annotation).validate_python(value)
+        except ValueError as exc:
+            raise UsageError(
+                f"{model.__name__}: the value for {name!r} does not fit the field's type "
+                f"({_first_error(exc)})"
+            ) from None
+    return model.__dm_codec__.by_name[name].codec.encode(value)
+
+
+def key_value(model: type[Model], name: str, value: Any) -> AttributeValue:
+    """A key field's value, validated and encoded; None and empty values refused."""
+    if value is None:
+        raise UsageError(f"{model.__name__}: the key field {name!r} needs a value, got None")
+    encoded = encode_field(model, name, value)
+    if encoded is None or encoded.get("S") == "" or encoded.get("B") == b"":
+        raise UsageError(f"{model.__name__}: the key field {name!r} cannot be empty")
+    return encoded  # type: ignore[no-any-return]
+
+
+def field_text(model: type[Model], name: str, value: Any, *, validate: bool = True) -> str:
+    """The text a field contributes to a key template."""
+    encoded = encode_field(model, name, value, validate=validate)
+    if encoded is not None:
+        for kind in ("S", "N"):
+            if kind in encoded:
+                text: str = encoded[kind]
+                return text
+    raise UsageError(f"{model.__name__}: field {name!r} has no text form for a key template")
+
+
+def render(
+    model: type[Model], template: Template, values: Mapping[str, Any], *, validate: bool = True
+) -> str | None:
+    """The template filled from field values, or None when a field has no value."""
+    texts: dict[str, str] = {}
+    for name in template.fields:
+        value = values.get(name)
+        if value is None:
+            return None
+        texts[name] = field_text(model, name, value, validate=validate)
+    return template.render(texts)
+
+
+def _key_part(
+    model: type[Model], key: KeyAttribute, values: Mapping[str, Any], validate: bool
+) -> AttributeValue:
+    if key.template is not None:
+        text = render(model, key.template, values, validate=validate)
+        if text is None:
+            missing = [f for f in key.template.fields if values.get(f) is None]
+            raise UsageError(
+                f"{model.__name__}: the key needs {', '.join(repr(m) for m in missing)} "
+                f"(template {key.template.template!r})"
+            )
+        return {"S": text}
+    assert key.field is not None
+    return key_value(model, key.field, values.get(key.field))
+
+
+def from_fields(model: type[Model], values: Mapping[str, Any], *, validate: bool = True) -> Item:
+    """The table key from field values by name."""
+    schema = schema_of(model)
+    unknown = [name for name in values if name not in model.model_fields]
+    if unknown:
+        raise UsageError(
+            f"{model.__name__}: unknown key field {unknown[0]!r}; the key is made of "
+            f"{', '.join(schema.key_fields)}"
+        )
+    return {k.attribute: _key_part(model, k, values, validate) for k in schema.table_keys}
+
+
+def from_values(model: type[Model], hash_value: Any, range_value: Any = None) -> Item:
+    """The table key from positional hash (and range) values."""
+    schema = schema_of(model)
+    if schema.hash_key.template is not None or (
+        schema.range_key is not None and schema.range_key.template is not None
+    ):
+        raise UsageError(
+            f"{model.__name__}: its key is computed from fields; pass them by name, e.g. "
+            f"{model.__name__}.get({', '.join(f'{f}=...' for f in schema.key_fields)})"
+        )
+    assert schema.hash_key.field is not None
+    key = {schema.hash_key.attribute: key_value(model, schema.hash_key.field, hash_value)}
+    if schema.range_key is None:
+        if range_value is not None:
+            raise UsageError(f"{model.__name__} has no range key; pass the hash key only")
+    else:
+        if range_value is None:
+            raise UsageError(
+                f"{model.__name__} has a range key ({schema.range_key.field}); "
+                "pass both the hash and the range key"
+            )
+        assert schema.range_key.field is not None
+        key[schema.range_key.attribute] = key_value(model, schema.range_key.field, range_value)
+    return key
+
+
+def from_any(model: type[Model], key: Any) -> Item:
+    """A key given as a hash value, a ``(hash, range)`` tuple or a dict of field values."""
+    if isinstance(key, Mapping):
+        return from_fields(model, key)
+    if isinstance(key, tuple):
+        if len(key) != 2:
+            raise UsageError(f"{model.__name__}: a key tuple is (hash, range)")
+        return from_values(model, key[0], key[1])
+    return from_values(model, key)
+
+
+def from_call(
+    model: type[Model], hash_value: Any, range_value: Any, fields: Mapping[str, Any]
+) -> Item:
+    """The key of a call such as ``get(hash, range)`` or ``get(athlete_id=..., ...)``."""
+    if fields:
+        if hash_value is not None or range_value is not None:
+            raise UsageError(
+                f"{model.__name__}: pass the key either positionally or by field names"
+            )
+        return from_fields(model, fields)
+    return from_values(model, hash_value, range_value)
+
+
+def from_instance(instance: Model) -> Item:
+    return from_fields(type(instance), instance.__dict__, validate=False)
+
+
+def computed(model: type[Model], values: Mapping[str, Any], *, validate: bool = False) -> Item:
+    """The computed attributes an item carries: every template that its field values
+    fill (index templates with a missing field are left out: a sparse index), and the
+    entity type."""
+    schema = schema_of(model)
+    out: Item = {}
+    for template in schema.templates:
+        text = render(model, template, values, validate=validate)
+        if text is not None:
+            out[template.attribute] = {"S": text}
+    if schema.entity is not None:
+        out[schema.entity_attribute] = {"S": schema.entity}
+    return out
+
+
+def attribute_path(model: type[Model], attribute: str) -> Path[Any]:
+    """A path to an attribute by its wire name (also for computed key attributes)."""
+    from .codec import ANY
+
+    spec = model.__dm_codec__.by_attribute.get(attribute)
+    if spec is not None:
+        path: Path[Any] = getattr(model, spec.name)
+        return path
+    return Path(model, attribute, (attribute,), ANY, Any)
+
+
+def hash_path(model: type[Model]) -> Path[Any]:
+    """The table's hash key attribute, for existence conditions."""
+    return attribute_path(model, schema_of(model).hash_key.attribute)
