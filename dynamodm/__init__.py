@@ -24,6 +24,7 @@ from .errors import (
 )
 from .expressions import Action, Condition, Path, attr
 from .model import Model, new_id
+from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
 from .registry import Registry, registry
 from .retry import RetryPolicy
@@ -53,6 +54,7 @@ __all__ = [
     "BatchWriteError",
     "BatchWriter",
     "CancellationReason",
+    "CapturedRequest",
     "Collection",
     "CollectionQuery",
     "Condition",
@@ -60,6 +62,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailed",
     "CreatedAt",
+    "DryRun",
     "DynamoDMError",
     "GlobalIndex",
     "HashKey",
@@ -76,6 +79,7 @@ __all__ = [
     "Query",
     "RangeKey",
     "Registry",
+    "RequestEvent",
     "RequestTimeout",
     "RetryPolicy",
     "Session",
@@ -93,6 +97,7 @@ __all__ = [
     "attr",
     "batch_write",
     "connect",
+    "dry_run",
     "new_id",
     "registry",
     "transact_get",

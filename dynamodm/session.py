@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
+import time
 from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import aioboto3
@@ -20,6 +22,7 @@ from .errors import (
     ConfigurationError,
     NotFound,
     ServiceError,
+    TableNotFound,
     UsageError,
     from_service,
 )
@@ -28,6 +31,7 @@ from .expressions import (
     Condition,
     Path,
 )
+from .observe import Listener, RequestEvent, active_dry_run, log_event
 from .retry import RetryPolicy
 from .transport import BotocoreTransport, Request, Response, Transport
 
@@ -38,6 +42,21 @@ M = TypeVar("M", bound="Model")
 
 _current: ContextVar[Session | None] = ContextVar("dynamodm_session", default=None)
 _open_sessions: list[Session] = []
+logger = logging.getLogger("dynamodm.session")
+_CAPACITY_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
 
 LOCAL_CREDENTIALS = ("dynamodm-local", "dynamodm-local")
 
@@ -91,6 +110,8 @@ class Session:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 64,
+        auto_create_tables: bool = False,
+        consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url or _env("DYNAMODB_ENDPOINT_URL", "DYNAMODB_ENDPOINT")
         self.table_prefix = (
@@ -105,6 +126,11 @@ class Session:
         self._transport: Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tokens: list[Token[Session | None]] = []
+        self._listeners: list[Listener] = []
+        self._table_names: dict[type[Model], str] = {}
+        self._models_by_table: dict[str, type[Model]] = {}
+        self.auto_create_tables = auto_create_tables
+        self.consumed_capacity = consumed_capacity
 
     # -- lifecycle
 
@@ -194,20 +220,93 @@ class Session:
     async def call(
         self, operation: str, request: Request, *, idempotent: bool, table: str | None = None
     ) -> Response:
-        """Send one request through the retry policy; errors become the library's."""
+        """Send one request through the retry policy; errors become the library's.
+
+        A table created on first use (``auto_create_tables``) is created when the service
+        answers ResourceNotFoundException, and the request sent once more.
+        """
+        try:
+            return await self._call(operation, request, idempotent=idempotent, table=table)
+        except TableNotFound:
+            model = self._models_by_table.get(table or "")
+            if not self.auto_create_tables or model is None or operation.endswith("Table"):
+                raise
+            logger.info("creating table %s on first use", table)
+            schema = _schema(model)
+            await self.create_tables(*schema.registry.by_table(schema.table) or [model])
+            return await self._call(operation, request, idempotent=idempotent, table=table)
+
+    async def _call(
+        self, operation: str, request: Request, *, idempotent: bool, table: str | None
+    ) -> Response:
         transport = self.transport
+        capture = active_dry_run.get()
+        if capture is not None:
+            self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True)
+            return capture.answer(operation, request)
+        if self.consumed_capacity and operation in _CAPACITY_OPERATIONS:
+            request = {**request, "ReturnConsumedCapacity": self.consumed_capacity}
+        attempts = 0
+
+        async def send() -> Response:
+            nonlocal attempts
+            attempts += 1
+            return await transport.send(operation, request)
+
+        observed = bool(self._listeners) or logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if observed else 0.0
         what = f"{operation} on {table!r}" if table else operation
         try:
-            response, _retries = await self.retry.run(
-                lambda: transport.send(operation, request), idempotent=idempotent, what=what
-            )
+            response, _retries = await self.retry.run(send, idempotent=idempotent, what=what)
         except ServiceError as error:
+            if observed:
+                self._emit(operation, table, started, attempts, error.code or "error", None)
             raise from_service(error, operation=operation, table=table) from None
+        except BaseException as error:
+            if observed:
+                self._emit(operation, table, started, attempts, type(error).__name__, None)
+            raise
+        if observed:
+            capacity = response.get("ConsumedCapacity")
+            self._emit(operation, table, started, attempts, "ok", capacity)
         return response
+
+    def _emit(
+        self,
+        operation: str,
+        table: str | None,
+        started: float,
+        attempts: int,
+        outcome: str,
+        capacity: Any,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        latency = time.perf_counter() - started if started else 0.0
+        event = RequestEvent(
+            operation, table, latency, max(attempts - 1, 0), outcome, capacity, dry_run
+        )
+        log_event(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("a dynamodm request listener failed")
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` after every request (a ``dm.RequestEvent``)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
 
     def table_name(self, model: type[Model]) -> str:
         """The physical table name of a model: ``table_prefix + Meta.table``."""
-        return self.table_prefix + _schema(model).table
+        name = self._table_names.get(model)
+        if name is None:
+            name = self._table_names[model] = self.table_prefix + _schema(model).table
+            self._models_by_table.setdefault(name, model)
+        return name
 
     # -- tables
 
@@ -382,12 +481,18 @@ def connect(
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
     max_connections: int = 64,
+    auto_create_tables: bool = False,
+    consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
 ) -> Session:
     """A session to use as ``async with dm.connect(...) as db:``.
 
     Defaults come from AWS_REGION / AWS_DEFAULT_REGION, DYNAMODB_ENDPOINT_URL /
     DYNAMODB_ENDPOINT and DYNAMODB_TABLE_PREFIX. Against a loopback endpoint with no
     credentials configured, dummy credentials and us-east-1 are used.
+
+    ``auto_create_tables=True`` creates a model's table the first time DynamoDB answers
+    that it does not exist. ``consumed_capacity`` asks DynamoDB to report capacity on
+    every request, delivered in the request events (``db.add_listener``).
     """
     return Session(
         region=region,
@@ -398,6 +503,8 @@ def connect(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_connections=max_connections,
+        auto_create_tables=auto_create_tables,
+        consumed_capacity=consumed_capacity,
     )
 
 
