@@ -33,7 +33,7 @@ from .expressions import (
 )
 from .observe import Listener, RequestEvent, active_dry_run, log_event
 from .retry import RetryPolicy
-from .transport import BotocoreTransport, Request, Response, Transport
+from .transport import BotocoreTransport, HttpTransport, Request, Response, Transport
 
 if TYPE_CHECKING:
     from .model import Model
@@ -112,7 +112,13 @@ class Session:
         max_connections: int = 64,
         auto_create_tables: bool = False,
         consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
+        transport: Literal["http", "botocore"] = "http",
     ) -> None:
+        if transport not in ("http", "botocore"):
+            raise ConfigurationError(
+                f"transport={transport!r}: use 'http' (the fast default) or 'botocore'"
+            )
+        self.transport_name = transport
         self.endpoint_url = endpoint_url or _env("DYNAMODB_ENDPOINT_URL", "DYNAMODB_ENDPOINT")
         self.table_prefix = (
             table_prefix if table_prefix is not None else _env("DYNAMODB_TABLE_PREFIX") or ""
@@ -154,7 +160,8 @@ class Session:
         if region is None:
             raise ConfigurationError("no AWS region: pass dm.connect(region=...) or set AWS_REGION")
         self.region = region
-        self._transport = await BotocoreTransport.open(
+        opener = HttpTransport if self.transport_name == "http" else BotocoreTransport
+        self._transport = await opener.open(
             boto_session,
             region=region,
             endpoint_url=self.endpoint_url,
@@ -211,7 +218,7 @@ class Session:
     def client(self) -> Any:
         """The aioboto3 DynamoDB client of this session (an escape hatch)."""
         transport = self.transport
-        if isinstance(transport, BotocoreTransport):
+        if isinstance(transport, BotocoreTransport | HttpTransport):
             return transport.client
         raise ConfigurationError("this session's transport has no aioboto3 client")
 
@@ -483,6 +490,7 @@ def connect(
     max_connections: int = 64,
     auto_create_tables: bool = False,
     consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
+    transport: Literal["http", "botocore"] | None = None,
 ) -> Session:
     """A session to use as ``async with dm.connect(...) as db:``.
 
@@ -490,6 +498,8 @@ def connect(
     DYNAMODB_ENDPOINT and DYNAMODB_TABLE_PREFIX. Against a loopback endpoint with no
     credentials configured, dummy credentials and us-east-1 are used.
 
+    ``transport`` is ``"http"`` (default: signed requests on a pooled aiohttp session)
+    or ``"botocore"`` (the aioboto3 client); DYNAMODM_TRANSPORT sets the default.
     ``auto_create_tables=True`` creates a model's table the first time DynamoDB answers
     that it does not exist. ``consumed_capacity`` asks DynamoDB to report capacity on
     every request, delivered in the request events (``db.add_listener``).
@@ -505,6 +515,7 @@ def connect(
         max_connections=max_connections,
         auto_create_tables=auto_create_tables,
         consumed_capacity=consumed_capacity,
+        transport=transport or os.environ.get("DYNAMODM_TRANSPORT") or "http",  # type: ignore[arg-type]
     )
 
 
