@@ -100,7 +100,9 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
 
     key_types = {spec.name: spec.codec.key_type for spec in codec.fields}
     attribute_names = {spec.name: spec.attribute for spec in codec.fields}
-    owner: Registry = getattr(meta, "registry", None) or registry
+    owner: Registry | None = getattr(meta, "registry", None)
+    if owner is None:
+        owner = registry
     schema = build_schema(name, meta, field_markers, attribute_names, key_types, owner)
     for key_field in schema.key_fields:
         if codec.by_name[key_field].codec.nullable:
