@@ -15,6 +15,7 @@ from .errors import (
     NotFound,
     OutcomeUnknown,
     RequestTimeout,
+    ServiceError,
     TableNotFound,
     Throttled,
     TransactionCanceled,
@@ -22,7 +23,7 @@ from .errors import (
     UsageError,
     VersionConflict,
 )
-from .expressions import Action, Condition, Path, attr
+from .expressions import Action, Condition, ConditionLike, Path, attr
 from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
@@ -59,6 +60,7 @@ __all__ = [
     "CollectionQuery",
     "Condition",
     "ConditionFailed",
+    "ConditionLike",
     "ConfigurationError",
     "ConnectionFailed",
     "CreatedAt",
@@ -82,6 +84,7 @@ __all__ = [
     "RequestEvent",
     "RequestTimeout",
     "RetryPolicy",
+    "ServiceError",
     "Session",
     "TableDescription",
     "TableNotFound",

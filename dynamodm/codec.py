@@ -12,7 +12,7 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableSet, Sequence, Set
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
@@ -588,8 +588,12 @@ class ModelCodec(Codec):
             return decode_any(av)
         return self.decode_fields(av["M"])[0]
 
-    def decode_fields(self, item: Item) -> tuple[dict[str, Any], Item]:
-        """Plain values by attribute name, and the attributes the model does not declare."""
+    def decode_fields(self, item: Item, *, partial: bool = False) -> tuple[dict[str, Any], Item]:
+        """Plain values by attribute name, and the attributes the model does not declare.
+
+        A set attribute that is missing reads back as an empty set, unless ``partial``
+        (an item read with a projection, where missing means not loaded).
+        """
         data: dict[str, Any] = {}
         extra: Item = {}
         by_attribute = self.by_attribute
@@ -601,9 +605,10 @@ class ModelCodec(Codec):
                 data[attribute] = None
             else:
                 data[attribute] = spec.codec.decode(av)
-        for attribute in self.empty_sets:
-            if attribute not in item:
-                data[attribute] = set()
+        if not partial:
+            for attribute in self.empty_sets:
+                if attribute not in item:
+                    data[attribute] = set()
         return data, extra
 
     def child(self, key: str | int) -> Codec:
@@ -693,7 +698,7 @@ def compile_type(tp: Any) -> Codec:
         return _List(compile_type(element))
     if origin in (dict, Mapping) or tp is dict:
         return _Map(compile_type(args[1]) if args else ANY)
-    if origin in (set, frozenset) or tp in (set, frozenset):
+    if origin in (set, frozenset, Set, MutableSet) or tp in (set, frozenset):
         element = compile_type(args[0]) if args else ANY
         inner = element.inner if isinstance(element, _Enum) else element
         if inner is _BYTES:

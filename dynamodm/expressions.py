@@ -11,7 +11,9 @@ import dataclasses
 import types
 import typing
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -215,6 +217,14 @@ class Path(Operand, Generic[T]):
         if isinstance(value, Operand):
             raise UsageError(f"{self}: expected a {what}, got {value!r}")
         if value is None:
+            if self.annotation is not Any:
+                try:
+                    _adapter(self.annotation).validate_python(None)
+                except ValidationError:
+                    raise UsageError(
+                        f"{self}: None does not fit the field's type; use .remove() to "
+                        "delete the attribute, or give a value"
+                    ) from None
             return {"NULL": True}
         if self.annotation is not Any:
             try:
@@ -319,10 +329,37 @@ class Path(Operand, Generic[T]):
                 f"{self}.add(): DynamoDB's ADD works on top-level attributes only; "
                 "use .set(path + n) for a nested number"
             )
+        kind = self._kind()
+        if kind not in ("number", "set", "any"):
+            raise UsageError(
+                f"{self}.add(): DynamoDB's ADD works on numbers and sets; use .set() or "
+                ".append() for this field"
+            )
         return AddAction(self, Value(self.encode(value, "number or set to add")))
 
     def delete(self, value: Any) -> Action:
+        if self._kind() not in ("set", "any"):
+            raise UsageError(
+                f"{self}.delete(): DynamoDB's DELETE removes elements from a set; use "
+                ".remove() to delete the attribute"
+            )
         return DeleteAction(self, Value(self.encode(value, "set of elements to delete")))
+
+    def _kind(self) -> str:
+        """ "number", "set", or "any" (untyped), or "other", from the path's type."""
+        annotation = _strip(self.annotation)
+        if annotation is Any or annotation is object:
+            return "any"
+        if (
+            isinstance(annotation, type)
+            and issubclass(annotation, int | float | Decimal)
+            and (annotation is not bool)
+        ):
+            return "number"
+        origin = typing.get_origin(annotation) or annotation
+        if origin in (set, frozenset, AbstractSet):
+            return "set"
+        return "other"
 
     def append(self, values: Iterable[Any]) -> Action:
         return SetAction(self, ListAppend(self, Value(self.encode(list(values), "list"))))
@@ -430,10 +467,10 @@ class Condition:
     def render(self, r: Renderer) -> str:
         raise NotImplementedError
 
-    def __and__(self, other: Condition | bool) -> Condition:
+    def __and__(self, other: ConditionLike) -> Condition:
         return And(self, as_condition(other, "&"))
 
-    def __or__(self, other: Condition | bool) -> Condition:
+    def __or__(self, other: ConditionLike) -> Condition:
         return Or(self, as_condition(other, "|"))
 
     def __invert__(self) -> Condition:
@@ -445,7 +482,13 @@ class Condition:
         )
 
 
-def as_condition(value: Condition | bool | None, parameter: str) -> Condition:
+ConditionLike = Union[Condition, int]  # noqa: UP007
+"""What ``condition=``/``filter=`` take: a Condition. Type checkers see a class attribute
+comparison (``User.role == "admin"``) as bool and ``~`` of one as int, so those types are
+accepted too; at run time anything but a Condition is refused."""
+
+
+def as_condition(value: ConditionLike | None, parameter: str) -> Condition:
     if isinstance(value, Condition):
         return value
     raise UsageError(

@@ -10,11 +10,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
-from pydantic._internal._model_construction import ModelMetaclass
+from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
+from pydantic._internal._typing_extra import parent_frame_namespace
 
 from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable
 from .errors import InvalidModel
-from .expressions import Action, Condition, Path, _strip
+from .expressions import Action, ConditionLike, Path, _strip
 from .query import Query
 from .registry import Registry, registry
 from .schema import (
@@ -51,6 +52,13 @@ class ModelMeta(ModelMetaclass):
         mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
     ) -> type:
         meta = namespace.pop("Meta", None)
+        if kwargs.get("__pydantic_reset_parent_namespace__", True):
+            # Pydantic reads the defining scope's names from its caller's frame, which is
+            # this method: hand it the frame that defines the class instead.
+            namespace["__pydantic_parent_namespace__"] = build_lenient_weakvaluedict(
+                parent_frame_namespace()
+            )
+            kwargs["__pydantic_reset_parent_namespace__"] = False
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         cls.__dm_meta__ = meta  # type: ignore[attr-defined]
         cls.__dm_schema__ = None  # type: ignore[attr-defined]
@@ -237,7 +245,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         hash_key: Any = None,
         range_key: Any = None,
         *,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
         session: Session | None = None,
         **fields: Any,
     ) -> None:
@@ -251,7 +259,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         cls,
         key: Any,
         *actions: Action,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
         session: Session | None = None,
         **sets: Any,
     ) -> Self:
@@ -281,10 +289,10 @@ class Model(BaseModel, metaclass=ModelMeta):
     def query(
         cls,
         hash_value: Any = None,
-        range_condition: Condition | bool | None = None,
+        range_condition: ConditionLike | None = None,
         *,
         index: str | None = None,
-        filter: Condition | bool | None = None,
+        filter: ConditionLike | None = None,
         limit: int | None = None,
         reverse: bool = False,
         consistent: bool = False,
@@ -318,7 +326,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     @classmethod
     def scan(
         cls,
-        filter: Condition | bool | None = None,
+        filter: ConditionLike | None = None,
         *,
         limit: int | None = None,
         segments: int = 1,
@@ -343,7 +351,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     # -- instance operations
 
     async def save(
-        self, *, condition: Condition | bool | None = None, session: Session | None = None
+        self, *, condition: ConditionLike | None = None, session: Session | None = None
     ) -> None:
         """Store the whole item (PutItem), honouring Version and ``condition``."""
         await _session(session).put(self, condition=condition)
@@ -351,7 +359,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     async def update(
         self,
         *actions: Action,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
         session: Session | None = None,
         **sets: Any,
     ) -> None:
@@ -359,7 +367,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         await _session(session).update(self, actions, sets, condition=condition)
 
     async def delete(
-        self, *, condition: Condition | bool | None = None, session: Session | None = None
+        self, *, condition: ConditionLike | None = None, session: Session | None = None
     ) -> None:
         """Delete this item, honouring Version and ``condition``."""
         await _session(session).delete(self, condition=condition)

@@ -21,6 +21,7 @@ from .expressions import (
     Between,
     Comparison,
     Condition,
+    ConditionLike,
     Path,
     Renderer,
     Value,
@@ -59,9 +60,9 @@ class Query(Generic[M]):
         operation: Literal["Query", "Scan"],
         *,
         hash_value: Any = None,
-        range_condition: Condition | bool | None = None,
+        range_condition: ConditionLike | None = None,
         index: str | None = None,
-        filter: Condition | bool | None = None,
+        filter: ConditionLike | None = None,
         limit: int | None = None,
         reverse: bool = False,
         consistent: bool = False,
@@ -204,7 +205,7 @@ class Query(Generic[M]):
         return {"S": text}
 
     def _template_range(
-        self, range_condition: Condition | bool | None, fields: dict[str, Any]
+        self, range_condition: ConditionLike | None, fields: dict[str, Any]
     ) -> tuple[Condition | None, Condition | None]:
         """The key condition on a computed range key, and an exact filter on the field the
         range condition names (the key condition alone may be a superset)."""

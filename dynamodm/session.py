@@ -28,7 +28,7 @@ from .errors import (
 )
 from .expressions import (
     Action,
-    Condition,
+    ConditionLike,
     Path,
 )
 from .observe import Listener, RequestEvent, active_dry_run, log_event
@@ -349,7 +349,7 @@ class Session:
     def load(self, model: type[M], item: Item, *, partial: bool = False) -> M:
         """A model instance from a stored item (unknown attributes kept aside)."""
         codec = model.__dm_codec__
-        data, extra = codec.decode_fields(item)
+        data, extra = codec.decode_fields(item, partial=partial)
         if partial:
             # Fields not loaded stay unset (reading one raises AttributeError); each loaded
             # value is validated on assignment.
@@ -392,7 +392,7 @@ class Session:
         return self.load(model, item)
 
     async def put(
-        self, instance: Model, *, create: bool = False, condition: Condition | bool | None = None
+        self, instance: Model, *, create: bool = False, condition: ConditionLike | None = None
     ) -> None:
         await writes.run(self, writes.plan_put(self, instance, create=create, condition=condition))
 
@@ -402,7 +402,7 @@ class Session:
         actions: tuple[Action, ...],
         sets: dict[str, Any],
         *,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
     ) -> None:
         write = writes.plan_update(self, instance, actions, sets, condition=condition)
         await writes.run(self, write)
@@ -414,13 +414,13 @@ class Session:
         actions: tuple[Action, ...],
         sets: dict[str, Any],
         *,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
     ) -> M:
         write = writes.plan_upsert(self, model, key_value, actions, sets, condition=condition)
         attributes = await writes.run(self, write)
         return self.load(model, attributes or {})
 
-    async def delete(self, instance: Model, *, condition: Condition | bool | None = None) -> None:
+    async def delete(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         model = type(instance)
         schema = _schema(model)
         version = getattr(instance, schema.version) if schema.version else None
@@ -441,7 +441,7 @@ class Session:
         hash_value: Any = None,
         range_value: Any = None,
         *,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
         fields: dict[str, Any] | None = None,
     ) -> None:
         """Delete by key; a versioned or unique model's item is read first (two requests)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import unique
-from .errors import ConfigurationError, ServiceError, TableNotFound, UsageError
+from .errors import ConfigurationError, ServiceError, TableNotFound, Throttled, UsageError
 from .schema import IndexSchema, KeyAttribute, Provisioned, TableSchema
 
 if TYPE_CHECKING:
@@ -197,10 +197,12 @@ async def _create_one(
     except ServiceError as error:
         if error.code != "ResourceInUseException":
             raise
-    if wait or ttl:
+    if wait or ttl or "StreamSpecification" in request:
         await wait_until_active(session, name)
     if ttl:
         await _enable_ttl(session, name, ttl)
+    if "StreamSpecification" in request:
+        await _enable_stream(session, name, request["StreamSpecification"])
 
 
 async def wait_until_active(session: Session, name: str, seconds: float = WAIT_SECONDS) -> None:
@@ -253,11 +255,95 @@ async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
         raise
 
 
+async def _enable_stream(session: Session, name: str, wanted: dict[str, Any]) -> None:
+    """Turn the stream on for a table that exists without one (never changes its view)."""
+    table = (await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name))[
+        "Table"
+    ]
+    current = table.get("StreamSpecification") or {}
+    if current.get("StreamEnabled"):
+        if current.get("StreamViewType") != wanted["StreamViewType"]:
+            logger.warning(
+                "table %s streams %s, the model asks for %s; left as it is",
+                name,
+                current.get("StreamViewType"),
+                wanted["StreamViewType"],
+            )
+        return
+    try:
+        await session.call(
+            "UpdateTable",
+            {"TableName": name, "StreamSpecification": wanted},
+            idempotent=True,
+            table=name,
+        )
+    except ServiceError as error:
+        if error.code in _UNSUPPORTED or error.code == "ValidationException":
+            logger.warning("the server cannot turn on streams for table %s: %s", name, error)
+            return
+        raise
+    await wait_until_active(session, name)
+
+
 async def delete_tables(session: Session, models: list[type[Model]]) -> list[str]:
+    """Delete the models' tables, and release their unique guards: the guard table goes
+    too when no model left in the registry declares unique fields."""
     tables = _group(session, models)
     names = [t.name for t in tables]
     await asyncio.gather(*(_delete_one(session, n) for n in names))
+    guarded = [m for m in models if m.__dm_schema__.unique]
+    if guarded:
+        registry = guarded[0].__dm_schema__.registry
+        remaining = [m for m in registry if m.__dm_schema__.unique and m not in models]
+        guard_table = unique.guard_table(session)
+        if remaining:
+            await _release_guards(session, guard_table, {m.__dm_schema__.table for m in guarded})
+        else:
+            await _delete_one(session, guard_table)
+            names.append(guard_table)
     return names
+
+
+async def _release_guards(session: Session, guard_table: str, tables: set[str]) -> None:
+    """Delete the guard items of the given logical tables (their models are gone)."""
+    start: dict[str, Any] | None = None
+    while True:
+        request: dict[str, Any] = {
+            "TableName": guard_table,
+            "ProjectionExpression": "#k",
+            "ExpressionAttributeNames": {"#k": unique.GUARD_KEY},
+        }
+        if start:
+            request["ExclusiveStartKey"] = start
+        try:
+            page = await session.call("Scan", request, idempotent=True, table=guard_table)
+        except TableNotFound:
+            return
+        keys = [
+            item
+            for item in page.get("Items", [])
+            if item[unique.GUARD_KEY]["S"].split("#", 1)[0] in tables
+        ]
+        for offset in range(0, len(keys), 25):
+            pending: dict[str, Any] = {
+                guard_table: [{"DeleteRequest": {"Key": key}} for key in keys[offset : offset + 25]]
+            }
+            for _ in range(10):
+                answer = await session.call(
+                    "BatchWriteItem", {"RequestItems": pending}, idempotent=True
+                )
+                pending = answer.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                await asyncio.sleep(0.05)
+            if pending:
+                raise Throttled(
+                    f"delete_tables: guard items of {sorted(tables)} were left unprocessed by "
+                    "DynamoDB; run delete_tables again"
+                )
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
 
 
 async def _delete_one(session: Session, name: str) -> None:

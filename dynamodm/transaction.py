@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import unique, writes
 from .errors import UsageError
-from .expressions import Action, Condition
+from .expressions import Action, ConditionLike
 
 if TYPE_CHECKING:
     from .model import Model
@@ -44,7 +44,7 @@ class Transaction:
             raise UsageError("this transaction was committed already; open a new one")
         self._writes.append(write)
 
-    def put(self, instance: Model, *, condition: Condition | bool | None = None) -> None:
+    def put(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         """Store the whole item (honours Version, unique fields and ``condition``)."""
         self._add(writes.plan_put(self.session, instance, create=False, condition=condition))
 
@@ -56,14 +56,14 @@ class Transaction:
         self,
         instance: Model,
         *actions: Action,
-        condition: Condition | bool | None = None,
+        condition: ConditionLike | None = None,
         **sets: Any,
     ) -> None:
         """Change an existing item. Keyword values are applied to the instance on commit;
         the effect of actions such as ``add`` is not (read the item again)."""
         self._add(writes.plan_update(self.session, instance, actions, sets, condition=condition))
 
-    def delete(self, instance: Model, *, condition: Condition | bool | None = None) -> None:
+    def delete(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         """Delete the item (honours Version, unique fields and ``condition``)."""
         model = type(instance)
         schema = model.__dm_schema__
@@ -80,7 +80,7 @@ class Transaction:
             )
         )
 
-    def check(self, model: type[Model], key: Any, *, condition: Condition | bool) -> None:
+    def check(self, model: type[Model], key: Any, *, condition: ConditionLike) -> None:
         """Require ``condition`` to hold on another item for the transaction to commit."""
         self._add(
             writes.plan_check(self.session, model, self.session.split_key(model, key), condition)

@@ -8,7 +8,6 @@ what to change on the instance once DynamoDB has acknowledged the write.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .expressions import (
     AddAction,
     Arithmetic,
     Condition,
+    ConditionLike,
     IfNotExists,
     ListAppend,
     Path,
@@ -42,6 +42,7 @@ from .expressions import (
     as_condition,
     render_update,
 )
+from .observe import active_dry_run
 from .schema import TableSchema
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class _Equals(Condition):
 
 
 def plan_put(
-    session: Session, instance: Model, *, create: bool, condition: Condition | bool | None
+    session: Session, instance: Model, *, create: bool, condition: ConditionLike | None
 ) -> Write:
     model = type(instance)
     schema = _schema(model)
@@ -261,7 +262,7 @@ def plan_update(
     actions: tuple[Action, ...],
     sets: dict[str, Any],
     *,
-    condition: Condition | bool | None,
+    condition: ConditionLike | None,
 ) -> Write:
     model = type(instance)
     schema = _schema(model)
@@ -356,7 +357,7 @@ def plan_upsert(
     actions: tuple[Action, ...],
     sets: dict[str, Any],
     *,
-    condition: Condition | bool | None,
+    condition: ConditionLike | None,
 ) -> Write:
     schema = _schema(model)
     if schema.unique:
@@ -372,7 +373,15 @@ def plan_upsert(
     touched = {a.path.root for a in all_actions}
     missing: list[str] = []
     for name, info in model.model_fields.items():
-        if name in touched or name in schema.key_fields or name == schema.version:
+        if (
+            name in touched
+            or name in schema.key_fields
+            or name
+            in (
+                schema.version,
+                schema.updated_at,
+            )
+        ):
             continue
         if info.is_required():
             missing.append(name)
@@ -442,7 +451,7 @@ def plan_delete(
     *,
     version: int | None,
     stored: dict[str, AttributeValue | None] | None,
-    condition: Condition | bool | None,
+    condition: ConditionLike | None,
     instance: Model | None = None,
 ) -> Write:
     schema = _schema(model)
@@ -482,9 +491,7 @@ def plan_delete(
     )
 
 
-def plan_check(
-    session: Session, model: type[Model], key: Item, condition: Condition | bool
-) -> Write:
+def plan_check(session: Session, model: type[Model], key: Item, condition: ConditionLike) -> Write:
     user = as_condition(condition, "condition")
     body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
     _render(body, user)
@@ -536,6 +543,11 @@ def collect_actions(
             raise UsageError(
                 f"{operation} {model.__name__}: the action on {path} belongs to another model"
             )
+        if path.root == schema.version:
+            raise UsageError(
+                f"{operation} {model.__name__}: {path.root!r} is the Version field, which "
+                "the library maintains on every write; leave it out"
+            )
         if path.root in schema.key_fields:
             raise UsageError(
                 f"{operation} {model.__name__}: {path.root!r} is part of the table key and "
@@ -586,7 +598,7 @@ async def run(session: Session, write: Write) -> Item | None:
     except ConditionFailed as error:
         raise await condition_error(session, write, error.item, error) from None
     attributes: Item | None = response.get("Attributes")
-    if write.apply is not None:
+    if write.apply is not None and active_dry_run.get() is None:
         write.apply(attributes)
     return attributes
 
@@ -670,8 +682,12 @@ async def run_transaction(session: Session, writes: list[Write]) -> None:
             items.append(entry)
             owners.append((position, write.guards[offset - 1] if offset else None))
     policy = session.retry
+    started = policy.clock()
     attempt = 0
     while True:
+        # session.call re-sends this same request (same token) when an answer is lost,
+        # so DynamoDB applies the commit once. A cancelled commit wrote nothing: its
+        # conflict retry is a new commit with a new token.
         request = {"TransactItems": items, "ClientRequestToken": uuid.uuid4().hex}
         try:
             await session.call("TransactWriteItems", request, idempotent=True)
@@ -683,10 +699,17 @@ async def run_transaction(session: Session, writes: list[Write]) -> None:
                 set(codes) - {"None", "TransactionConflict"}
             )
             attempt += 1
-            if conflict and attempt < policy.max_attempts:
-                await asyncio.sleep(policy.delay(attempt))
+            pause = policy.delay(attempt)
+            if (
+                conflict
+                and attempt < policy.max_attempts
+                and policy.clock() - started + pause <= policy.budget
+            ):
+                await policy.sleep(pause)
                 continue
             raise await _cancellation(session, writes, owners, reasons, error) from None
+    if active_dry_run.get() is not None:
+        return
     for write in writes:
         if write.apply is not None:
             write.apply(None)

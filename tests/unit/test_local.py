@@ -19,7 +19,10 @@ def _free_port() -> int:
 
 
 def _can_bind(host: str, port: int) -> bool:
+    """Whether a server could listen there now (connections left in TIME_WAIT by the
+    stopped server do not count, as for any server that sets SO_REUSEADDR)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
