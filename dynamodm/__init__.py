@@ -24,6 +24,7 @@ from .errors import (
     VersionConflict,
 )
 from .expressions import Action, Condition, ConditionLike, Path, attr
+from .hooks import after, before
 from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
@@ -97,8 +98,10 @@ __all__ = [
     "UsageError",
     "Version",
     "VersionConflict",
+    "after",
     "attr",
     "batch_write",
+    "before",
     "connect",
     "dry_run",
     "new_id",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
 from pydantic._internal._typing_extra import parent_frame_namespace
 
+from . import hooks
 from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
@@ -123,6 +124,7 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
         spec.name: (spec.attribute, spec.codec, fields[spec.name].annotation)
         for spec in codec.fields
     }
+    cls.__dm_hooks__ = hooks.collect(cls)
     owner.register(cls)
 
 
@@ -189,6 +191,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     __dm_schema__: ClassVar[TableSchema]
     __dm_codec__: ClassVar[ModelCodec]
     __dm_meta__: ClassVar[Any]
+    __dm_hooks__: ClassVar[dict[tuple[str, str], tuple[str, ...]]] = {}
 
     _dm_extra: dict[str, Any] = PrivateAttr(default_factory=dict)
     _dm_partial: bool = PrivateAttr(default=False)

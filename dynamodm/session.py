@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import aioboto3
 
-from . import batch, keys, tables, unique, writes
+from . import batch, hooks, keys, tables, unique, writes
 from .codec import Item
 from .errors import (
     ConfigurationError,
@@ -366,6 +366,9 @@ class Session:
             instance._dm_extra = extra
         if model.__dm_schema__.unique and not partial:
             unique.remember(instance, item)
+        if model.__dm_hooks__:
+            for name in model.__dm_hooks__.get(("after", "load"), ()):
+                getattr(instance, name)()
         return instance
 
     async def get(
@@ -394,7 +397,13 @@ class Session:
     async def put(
         self, instance: Model, *, create: bool = False, condition: ConditionLike | None = None
     ) -> None:
+        event: hooks.Event = "create" if create else "save"
+        with_hooks = bool(type(instance).__dm_hooks__)
+        if with_hooks:
+            await hooks.run(instance, "before", event)
         await writes.run(self, writes.plan_put(self, instance, create=create, condition=condition))
+        if with_hooks:
+            await hooks.run(instance, "after", event)
 
     async def update(
         self,
@@ -404,8 +413,13 @@ class Session:
         *,
         condition: ConditionLike | None = None,
     ) -> None:
+        with_hooks = bool(type(instance).__dm_hooks__)
+        if with_hooks:
+            await hooks.run(instance, "before", "update")
         write = writes.plan_update(self, instance, actions, sets, condition=condition)
         await writes.run(self, write)
+        if with_hooks:
+            await hooks.run(instance, "after", "update")
 
     async def upsert(
         self,
@@ -418,11 +432,17 @@ class Session:
     ) -> M:
         write = writes.plan_upsert(self, model, key_value, actions, sets, condition=condition)
         attributes = await writes.run(self, write)
-        return self.load(model, attributes or {})
+        result = self.load(model, attributes or {})
+        if model.__dm_hooks__:
+            await hooks.run(result, "after", "update")
+        return result
 
     async def delete(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         model = type(instance)
         schema = _schema(model)
+        with_hooks = bool(model.__dm_hooks__)
+        if with_hooks:
+            await hooks.run(instance, "before", "delete")
         version = getattr(instance, schema.version) if schema.version else None
         write = writes.plan_delete(
             self,
@@ -434,6 +454,8 @@ class Session:
             instance=instance,
         )
         await writes.run(self, write)
+        if with_hooks:
+            await hooks.run(instance, "after", "delete")
 
     async def delete_key(
         self,
@@ -444,11 +466,16 @@ class Session:
         condition: ConditionLike | None = None,
         fields: dict[str, Any] | None = None,
     ) -> None:
-        """Delete by key; a versioned or unique model's item is read first (two requests)."""
+        """Delete by key. The item of a model with a Version, unique fields or delete hooks
+        is read first and deleted as an instance (two requests)."""
         schema = _schema(model)
         key = keys.from_call(model, hash_value, range_value, fields or {})
-        version, stored = None, None
-        if schema.version or schema.unique:
+        if (
+            schema.version
+            or schema.unique
+            or hooks.has(model, "before", "delete")
+            or (hooks.has(model, "after", "delete"))
+        ):
             table = self.table_name(model)
             response = await self.call(
                 "GetItem",
@@ -456,14 +483,10 @@ class Session:
                 idempotent=True,
                 table=table,
             )
-            if "Item" not in response:
-                return
-            current = self.load(model, response["Item"])
-            version = getattr(current, schema.version) if schema.version else None
-            stored = unique.stored_values(current)
-        write = writes.plan_delete(
-            self, model, key, version=version, stored=stored, condition=condition
-        )
+            if "Item" in response:
+                await self.delete(self.load(model, response["Item"]), condition=condition)
+            return
+        write = writes.plan_delete(self, model, key, version=None, stored=None, condition=condition)
         await writes.run(self, write)
 
     async def batch_get(

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import unique, writes
+from . import hooks, unique, writes
 from .errors import UsageError
 from .expressions import Action, ConditionLike
 
@@ -18,17 +19,30 @@ if TYPE_CHECKING:
 MAX_GET_ITEMS = 100
 
 
+@dataclass
+class _Entry:
+    """One user action: its planned write, and what hooks need to re-plan it."""
+
+    write: writes.Write
+    instance: Model | None = None
+    event: hooks.Event | None = None
+    plan: Callable[[], writes.Write] | None = None
+    deferred: bool = False
+
+
 class Transaction:
     """Collects writes; commits them in one TransactWriteItems when the block exits.
 
     Each call plans its write at once (so bad input fails inside the block, before
-    anything is sent). If the block raises, nothing is sent.
+    anything is sent). If the block raises, nothing is sent. Sync before-hooks run at
+    the call; async ones run at commit, before anything is sent (the write is then
+    planned again); after-hooks run once the transaction is committed.
     """
 
     def __init__(self, session: Session | None = None) -> None:
         self._explicit = session
         self._session: Session | None = None
-        self._writes: list[writes.Write] = []
+        self._entries: list[_Entry] = []
         self.committed = False
 
     @property
@@ -39,18 +53,38 @@ class Transaction:
             self._session = current_session(self._explicit)
         return self._session
 
-    def _add(self, write: writes.Write) -> None:
+    def _add(
+        self,
+        plan: Callable[[], writes.Write],
+        instance: Model | None = None,
+        event: hooks.Event | None = None,
+    ) -> None:
         if self.committed:
             raise UsageError("this transaction was committed already; open a new one")
-        self._writes.append(write)
+        deferred = False
+        if instance is not None and event is not None and hooks.has(instance, "before", event):
+            if hooks.is_async(type(instance), "before", event):
+                deferred = True
+            else:
+                for name in type(instance).__dm_hooks__[("before", event)]:
+                    getattr(instance, name)()
+        self._entries.append(_Entry(plan(), instance, event, plan, deferred))
 
     def put(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         """Store the whole item (honours Version, unique fields and ``condition``)."""
-        self._add(writes.plan_put(self.session, instance, create=False, condition=condition))
+        self._add(
+            lambda: writes.plan_put(self.session, instance, create=False, condition=condition),
+            instance,
+            "save",
+        )
 
     def create(self, instance: Model) -> None:
         """Store a new item; the transaction is cancelled if the key exists."""
-        self._add(writes.plan_put(self.session, instance, create=True, condition=None))
+        self._add(
+            lambda: writes.plan_put(self.session, instance, create=True, condition=None),
+            instance,
+            "create",
+        )
 
     def update(
         self,
@@ -61,15 +95,20 @@ class Transaction:
     ) -> None:
         """Change an existing item. Keyword values are applied to the instance on commit;
         the effect of actions such as ``add`` is not (read the item again)."""
-        self._add(writes.plan_update(self.session, instance, actions, sets, condition=condition))
+        self._add(
+            lambda: writes.plan_update(self.session, instance, actions, sets, condition=condition),
+            instance,
+            "update",
+        )
 
     def delete(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         """Delete the item (honours Version, unique fields and ``condition``)."""
         model = type(instance)
         schema = model.__dm_schema__
-        version = getattr(instance, schema.version) if schema.version else None
-        self._add(
-            writes.plan_delete(
+
+        def plan() -> writes.Write:
+            version = getattr(instance, schema.version) if schema.version else None
+            return writes.plan_delete(
                 self.session,
                 model,
                 self.session.instance_key(instance),
@@ -78,23 +117,31 @@ class Transaction:
                 condition=condition,
                 instance=instance,
             )
-        )
+
+        self._add(plan, instance, "delete")
 
     def check(self, model: type[Model], key: Any, *, condition: ConditionLike) -> None:
         """Require ``condition`` to hold on another item for the transaction to commit."""
-        self._add(
-            writes.plan_check(self.session, model, self.session.split_key(model, key), condition)
-        )
+        encoded = self.session.split_key(model, key)
+        self._add(lambda: writes.plan_check(self.session, model, encoded, condition))
 
     def __len__(self) -> int:
-        return len(self._writes)
+        return len(self._entries)
 
     async def commit(self) -> None:
         """Send the transaction (the ``async with`` block does this on exit)."""
         if self.committed:
             raise UsageError("this transaction was committed already")
         self.committed = True
-        await writes.run_transaction(self.session, self._writes)
+        for entry in self._entries:
+            if entry.deferred and entry.instance is not None and entry.event and entry.plan:
+                await hooks.run(entry.instance, "before", entry.event)
+                entry.write = entry.plan()
+        await writes.run_transaction(self.session, [e.write for e in self._entries])
+        for entry in self._entries:
+            instance, event = entry.instance, entry.event
+            if instance is not None and event is not None and hooks.has(instance, "after", event):
+                await hooks.run(instance, "after", event)
 
     async def __aenter__(self) -> Transaction:
         _ = self.session
@@ -107,9 +154,9 @@ class Transaction:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None:
-            if self._writes:
+            if self._entries:
                 exc.add_note(
-                    f"dynamodm: the transaction's {len(self._writes)} actions were not sent"
+                    f"dynamodm: the transaction's {len(self._entries)} actions were not sent"
                 )
             return
         await self.commit()
