@@ -6,7 +6,10 @@ contain item values or credentials. Values travel as attributes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tables import TableDifference
 
 
 class DynamoDMError(Exception):
@@ -29,7 +32,13 @@ class DynamoDMError(Exception):
 
 
 class ConfigurationError(DynamoDMError):
-    """The session or environment is not set up for this call."""
+    """The session or environment is not set up for this call.
+
+    From ``db.check_tables()``, ``differences`` lists every way the live tables differ
+    from the models (``dm.TableDifference``); it is empty otherwise.
+    """
+
+    differences: tuple[TableDifference, ...] = ()
 
 
 class InvalidModel(DynamoDMError):
@@ -203,6 +212,12 @@ def from_service(error: ServiceError, *, operation: str, table: str | None) -> D
         )
     if code == "ValidationException" and "item size" in text.lower():
         return ItemTooLarge(f"{where}: the item is larger than DynamoDB's 400 KB limit", **kwargs)
+    if code == "UnknownOperationException":
+        return ConfigurationError(
+            f"{where}: this endpoint does not support {operation} (a local server such as "
+            "dynalite lacks transactions, TTL and streams); use moto or DynamoDB",
+            **kwargs,
+        )
     if code in CREDENTIAL_CODES:
         return ConfigurationError(
             f"{where}: DynamoDB refused the credentials ({code}); check the AWS credentials "

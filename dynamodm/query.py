@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="Model")
 
-_DEFAULT_CURSOR_KEY = b"dynamodm cursor integrity"
+DEFAULT_CURSOR_KEY = b"dynamodm cursor integrity"
 _KEY_OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
 _SCAN_QUEUE = 1024
 
@@ -302,6 +302,11 @@ class Query(Generic[M]):
         for path in paths_of(condition):
             if path is not subject:
                 raise UsageError(f"{name}.query(): the range condition compares with values only")
+        if isinstance(condition, BeginsWith) and self.range_key.type == "N":
+            raise UsageError(
+                f"{name}.query(): begins_with needs a string or binary range key; "
+                f"{self.range_key.field!r} is stored as a number, so compare it instead"
+            )
         return condition.render(renderer)
 
     def _check_filter(self, condition: Condition) -> None:
@@ -485,7 +490,7 @@ class Query(Generic[M]):
         session = self.session()
         request = self._base(session)
         if cursor is not None:
-            request["ExclusiveStartKey"] = self._decode_cursor(cursor)
+            request["ExclusiveStartKey"] = self._decode_cursor(cursor, session.cursor_key)
         results: list[M] = []
         last_item: Item | None = None
         async for items, last in self._pages(session, request, size):
@@ -494,12 +499,16 @@ class Query(Generic[M]):
                 last_item = item
                 if len(results) == size:
                     more = position < len(items) - 1 or last is not None
-                    return Page(results, self._encode_cursor(item) if more else None)
+                    return Page(
+                        results, self._encode_cursor(item, session.cursor_key) if more else None
+                    )
             if last is None:
                 return Page(results, None)
             if len(results) == size:
                 break
-        return Page(results, self._encode_cursor(last_item) if last_item else None)
+        return Page(
+            results, self._encode_cursor(last_item, session.cursor_key) if last_item else None
+        )
 
     # -- cursors
 
@@ -512,21 +521,21 @@ class Query(Generic[M]):
             "o": self.operation,
         }
 
-    def _encode_cursor(self, item: Item) -> str:
+    def _encode_cursor(self, item: Item, secret: bytes) -> str:
         key = {name: _jsonable(item[name]) for name in self._key_attributes() if name in item}
         payload = json.dumps(
             {**self._identity(), "k": key}, separators=(",", ":"), sort_keys=True
         ).encode()
-        return _b64(payload) + "." + _b64(_sign(payload))
+        return _b64(payload) + "." + _b64(_sign(payload, secret))
 
-    def _decode_cursor(self, cursor: str) -> Item:
+    def _decode_cursor(self, cursor: str, secret: bytes) -> Item:
         name = self.model.__name__
         if not isinstance(cursor, str) or cursor.count(".") != 1:
             raise InvalidCursor(f"{name}: the cursor is not one this query produced")
         body, signature = cursor.split(".")
         try:
             payload = _unb64(body)
-            valid = hmac.compare_digest(_unb64(signature), _sign(payload))
+            valid = hmac.compare_digest(_unb64(signature), _sign(payload, secret))
         except (binascii.Error, ValueError):
             valid = False
         if not valid:
@@ -655,8 +664,8 @@ def _fingerprint(value: Any) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _sign(payload: bytes) -> bytes:
-    return hmac.new(_DEFAULT_CURSOR_KEY, payload, hashlib.sha256).digest()[:16]
+def _sign(payload: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, payload, hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar, Token
 from datetime import datetime
 from types import TracebackType
@@ -32,7 +32,9 @@ from .expressions import (
     Path,
 )
 from .observe import Listener, RequestEvent, active_dry_run, log_event
+from .query import DEFAULT_CURSOR_KEY
 from .retry import RetryPolicy
+from .schema import StreamView
 from .transport import BotocoreTransport, HttpTransport, Request, Response, Transport
 
 if TYPE_CHECKING:
@@ -113,12 +115,17 @@ class Session:
         auto_create_tables: bool = False,
         consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
         transport: Literal["http", "botocore"] = "http",
+        cursor_secret: str | bytes | None = None,
     ) -> None:
         if transport not in ("http", "botocore"):
             raise ConfigurationError(
                 f"transport={transport!r}: use 'http' (the fast default) or 'botocore'"
             )
         self.transport_name = transport
+        secret = cursor_secret or _env("DYNAMODM_CURSOR_SECRET")
+        self.cursor_key = (
+            secret.encode() if isinstance(secret, str) else secret or DEFAULT_CURSOR_KEY
+        )
         self.endpoint_url = endpoint_url or _env("DYNAMODB_ENDPOINT_URL", "DYNAMODB_ENDPOINT")
         self.table_prefix = (
             table_prefix if table_prefix is not None else _env("DYNAMODB_TABLE_PREFIX") or ""
@@ -235,12 +242,16 @@ class Session:
         try:
             return await self._call(operation, request, idempotent=idempotent, table=table)
         except TableNotFound:
-            model = self._models_by_table.get(table or "")
-            if not self.auto_create_tables or model is None or operation.endswith("Table"):
+            names = [table] if table else list(request.get("RequestItems", {}))
+            models = [self._models_by_table[n] for n in names if n in self._models_by_table]
+            if not self.auto_create_tables or not models or operation.endswith("Table"):
                 raise
-            logger.info("creating table %s on first use", table)
-            schema = _schema(model)
-            await self.create_tables(*schema.registry.by_table(schema.table) or [model])
+            logger.info("creating tables %s on first use", names)
+            wanted: list[type[Model]] = []
+            for model in models:
+                schema = _schema(model)
+                wanted.extend(schema.registry.by_table(schema.table) or [model])
+            await self.create_tables(*dict.fromkeys(wanted))
             return await self._call(operation, request, idempotent=idempotent, table=table)
 
     async def _call(
@@ -333,6 +344,38 @@ class Session:
         """Physical names of the tables that start with this session's prefix."""
         return await tables.list_tables(self)
 
+    async def check_tables(self, *models: type[Model], ignore: Iterable[str] = ()) -> None:
+        """Compare the live tables of the given models (default: the whole registry) with
+        their declarations; raise one ``dm.ConfigurationError`` listing every difference in
+        ``.differences`` (missing tables or indexes, other keys, types, TTL, stream).
+        ``ignore`` skips kinds of difference, e.g. ``{"ttl", "stream"}``."""
+        await tables.check_tables(self, _models(models), ignore)
+
+    async def enable_point_in_time_recovery(
+        self, model: type[Model], *, enabled: bool = True
+    ) -> bool:
+        """Turn point-in-time recovery of a model's table on (or off); whether it is on."""
+        return await tables.enable_point_in_time_recovery(self, model, enabled)
+
+    async def create_backup(self, model: type[Model], name: str) -> tables.Backup:
+        """Start an on-demand backup of a model's table."""
+        return await tables.create_backup(self, model, name)
+
+    async def list_backups(self, model: type[Model]) -> list[tables.Backup]:
+        """The on-demand backups of a model's table."""
+        return await tables.list_backups(self, model)
+
+    async def enable_stream(
+        self, model: type[Model], *, view: StreamView | None = None, enabled: bool = True
+    ) -> str | None:
+        """Turn a model's table stream on (view: ``view``, else ``Meta.stream``, else
+        NEW_AND_OLD_IMAGES) or off; the stream's ARN when on."""
+        return await tables.enable_stream(self, model, view, enabled)
+
+    async def describe_ttl(self, model: type[Model]) -> tables.TimeToLive:
+        """The TTL state of a model's table."""
+        return await tables.describe_ttl(self, model)
+
     # -- items
 
     def key_of(self, model: type[Model], hash_value: Any, range_value: Any = None) -> Item:
@@ -348,28 +391,7 @@ class Session:
 
     def load(self, model: type[M], item: Item, *, partial: bool = False) -> M:
         """A model instance from a stored item (unknown attributes kept aside)."""
-        codec = model.__dm_codec__
-        data, extra = codec.decode_fields(item, partial=partial)
-        if partial:
-            # Fields not loaded stay unset (reading one raises AttributeError); each loaded
-            # value is validated on assignment.
-            instance = model.model_construct()
-            for attribute, value in data.items():
-                setattr(instance, codec.by_attribute[attribute].name, value)
-            instance._dm_partial = True
-        else:
-            instance = model.model_validate(data)
-        computed = model.__dm_schema__.computed_attributes
-        if computed and extra:
-            extra = {k: v for k, v in extra.items() if k not in computed}
-        if extra:
-            instance._dm_extra = extra
-        if model.__dm_schema__.unique and not partial:
-            unique.remember(instance, item)
-        if model.__dm_hooks__:
-            for name in model.__dm_hooks__.get(("after", "load"), ()):
-                getattr(instance, name)()
-        return instance
+        return load_item(model, item, partial=partial)
 
     async def get(
         self,
@@ -443,7 +465,7 @@ class Session:
         with_hooks = bool(model.__dm_hooks__)
         if with_hooks:
             await hooks.run(instance, "before", "delete")
-        version = getattr(instance, schema.version) if schema.version else None
+        version = getattr(instance, schema.version, None) if schema.version else None
         write = writes.plan_delete(
             self,
             model,
@@ -514,6 +536,7 @@ def connect(
     auto_create_tables: bool = False,
     consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
     transport: Literal["http", "botocore"] | None = None,
+    cursor_secret: str | bytes | None = None,
 ) -> Session:
     """A session to use as ``async with dm.connect(...) as db:``.
 
@@ -523,6 +546,8 @@ def connect(
 
     ``transport`` is ``"http"`` (default: signed requests on a pooled aiohttp session)
     or ``"botocore"`` (the aioboto3 client); DYNAMODM_TRANSPORT sets the default.
+    ``cursor_secret`` (or DYNAMODM_CURSOR_SECRET) signs pagination cursors so clients
+    cannot forge one; without it cursors are only checked against tampering.
     ``auto_create_tables=True`` creates a model's table the first time DynamoDB answers
     that it does not exist. ``consumed_capacity`` asks DynamoDB to report capacity on
     every request, delivered in the request events (``db.add_listener``).
@@ -538,11 +563,43 @@ def connect(
         max_connections=max_connections,
         auto_create_tables=auto_create_tables,
         consumed_capacity=consumed_capacity,
+        cursor_secret=cursor_secret,
         transport=transport or os.environ.get("DYNAMODM_TRANSPORT") or "http",  # type: ignore[arg-type]
     )
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
+    """A model instance from a stored item (unknown attributes kept aside); no I/O."""
+    codec = model.__dm_codec__
+    data, extra = codec.decode_fields(item, partial=partial)
+    if partial:
+        # Fields not loaded stay unset (reading one raises AttributeError); each loaded
+        # value is validated on assignment.
+        instance = model.model_construct()
+        loaded = set()
+        for attribute, value in data.items():
+            name = codec.by_attribute[attribute].name
+            setattr(instance, name, value)
+            loaded.add(name)
+        for name in [n for n in instance.__dict__ if n not in loaded]:
+            del instance.__dict__[name]  # not loaded: reading it raises AttributeError
+        instance._dm_partial = True
+    else:
+        instance = model.model_validate(data)
+    computed = model.__dm_schema__.computed_attributes
+    if computed and extra:
+        extra = {k: v for k, v in extra.items() if k not in computed}
+    if extra:
+        instance._dm_extra = extra
+    if model.__dm_schema__.unique and not partial:
+        unique.remember(instance, item)
+    if model.__dm_hooks__:
+        for name in model.__dm_hooks__.get(("after", "load"), ()):
+            getattr(instance, name)()
+    return instance
 
 
 def _utcnow() -> datetime:

@@ -107,7 +107,7 @@ class Transaction:
         schema = model.__dm_schema__
 
         def plan() -> writes.Write:
-            version = getattr(instance, schema.version) if schema.version else None
+            version = getattr(instance, schema.version, None) if schema.version else None
             return writes.plan_delete(
                 self.session,
                 model,
@@ -175,23 +175,28 @@ async def transact_get(
     from .session import current_session
 
     db = current_session(session)
-    if len(keys) > MAX_GET_ITEMS:
-        raise UsageError(f"transact_get reads at most {MAX_GET_ITEMS} items; got {len(keys)}")
-    requests = []
-    models = []
+    # DynamoDB refuses two reads of one item in a transaction: each is asked once.
+    positions: dict[str, int] = {}
+    requests: list[dict[str, Any]] = []
+    asked: list[tuple[type[Model], int]] = []
     for entry in keys:
         if not (isinstance(entry, tuple) and len(entry) == 2):
             raise UsageError("transact_get takes a list of (Model, key) pairs")
         model, key = entry
-        requests.append(
-            {"Get": {"TableName": db.table_name(model), "Key": db.split_key(model, key)}}
-        )
-        models.append(model)
+        table, encoded = db.table_name(model), db.split_key(model, key)
+        identity = table + "\x00" + unique.owner_text(encoded)
+        if identity not in positions:
+            positions[identity] = len(requests)
+            requests.append({"Get": {"TableName": table, "Key": encoded}})
+        asked.append((model, positions[identity]))
+    if len(requests) > MAX_GET_ITEMS:
+        raise UsageError(f"transact_get reads at most {MAX_GET_ITEMS} items; got {len(requests)}")
     if not requests:
         return []
     response = await db.call("TransactGetItems", {"TransactItems": requests}, idempotent=True)
+    answers = response.get("Responses", [])
     results: list[Any] = []
-    for model, answer in zip(models, response.get("Responses", []), strict=True):
-        item = answer.get("Item")
+    for model, position in asked:
+        item = answers[position].get("Item")
         results.append(db.load(model, item) if item else None)
     return results

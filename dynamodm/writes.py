@@ -267,15 +267,18 @@ def plan_update(
     model = type(instance)
     schema = _schema(model)
     user = as_condition(condition, "condition") if condition is not None else None
-    all_actions = collect_actions(model, actions, sets, "update")
+    all_actions = collect_actions(model, actions, sets, "update", base=instance)
     if not all_actions:
         raise UsageError(f"update {model.__name__}: give at least one action or field=value")
     all_actions.extend(_template_actions(model, instance.__dict__, sets, all_actions))
-    version = getattr(instance, schema.version) if schema.version else None
+    version = getattr(instance, schema.version or "") if _version_known(instance) else None
     checks: list[Condition | None] = [keys.hash_path(model).exists()]
     if version is not None and schema.version:
         all_actions.append(SetAction(_path(model, schema.version), Value({"N": str(version + 1)})))
         checks.append(_version_check(model, version))
+    elif schema.version:
+        path = _path(model, schema.version)
+        all_actions.append(SetAction(path, Arithmetic(path, "+", Value({"N": "1"}))))
     stamp_updated(model, all_actions)
     key = session.instance_key(instance)
     guards: list[unique.Guard] = []
@@ -367,7 +370,7 @@ def plan_upsert(
         )
     user = as_condition(condition, "condition") if condition is not None else None
     key = session.split_key(model, key_value)
-    all_actions = collect_actions(model, actions, sets, "upsert")
+    all_actions = collect_actions(model, actions, sets, "upsert", base=None)
     if schema.computed_attributes:
         all_actions.extend(_upsert_computed(model, key_value, sets, all_actions))
     touched = {a.path.root for a in all_actions}
@@ -498,11 +501,29 @@ def plan_check(session: Session, model: type[Model], key: Item, condition: Condi
     return Write("ConditionCheck", model, "check", body, key, idempotent=True, conditional=True)
 
 
+def _version_known(instance: Model) -> bool:
+    """False for a partial instance read without its Version field (through an index
+    that does not project it): its writes then increment the version without checking
+    it, as nothing was read to compare with."""
+    schema = _schema(type(instance))
+    return bool(schema.version) and schema.version in instance.__dict__
+
+
 def collect_actions(
-    model: type[Model], actions: tuple[Action, ...], sets: dict[str, Any], operation: str
+    model: type[Model],
+    actions: tuple[Action, ...],
+    sets: dict[str, Any],
+    operation: str,
+    *,
+    base: Model | None,
 ) -> list[Action]:
-    """Positional actions plus keyword SETs (None removes), checked against the model."""
+    """Positional actions plus keyword SETs (None removes), checked against the model.
+
+    Keyword values go through the model's own validation (field validators included),
+    on a copy of ``base`` when there is one; invalid data raises Pydantic's
+    ValidationError before any request."""
     schema = _schema(model)
+    probe: Model | None = None
     result: list[Action] = []
     for action in actions:
         if not isinstance(action, Action):
@@ -535,7 +556,10 @@ def collect_actions(
         elif isinstance(value, set | frozenset) and not value:
             result.append(path.remove())  # an empty set is stored as no attribute
         else:
-            result.append(path.set(value))
+            if probe is None:
+                probe = base.model_copy() if base is not None else model.model_construct()
+            setattr(probe, name, value)
+            result.append(path.set(probe.__dict__[name]))
     seen: set[tuple[str | int, ...]] = set()
     for action in result:
         path = action.path
