@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import os
+import urllib.request
 import zlib
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -143,6 +144,16 @@ def _decode_binary(node: Any) -> Any:
     return node
 
 
+def _proxy_for(url: str) -> str | None:
+    """HTTPS_PROXY / HTTP_PROXY / NO_PROXY as botocore reads them, resolved once (asking
+    the environment on every request costs a thread hop in aiohttp)."""
+    parsed = urlparse(url)
+    if not parsed.hostname or urllib.request.proxy_bypass(parsed.hostname):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parsed.scheme) or None
+
+
 class SigV4Signer:
     """AWS Signature Version 4 for DynamoDB's JSON POST, with the signing key cached per day."""
 
@@ -234,6 +245,7 @@ class HttpTransport:
         self._stack = stack
         parsed = urlparse(endpoint_url)
         self.url = endpoint_url
+        self._proxy = _proxy_for(endpoint_url)
         self._signer = SigV4Signer(region, parsed.netloc, parsed.path or "/")
         self._targets: dict[str, str] = {}
 
@@ -286,7 +298,7 @@ class HttpTransport:
                     timeout=aiohttp.ClientTimeout(
                         total=None, sock_connect=connect_timeout, sock_read=read_timeout
                     ),
-                    trust_env=True,
+                    trust_env=False,
                     skip_auto_headers=("User-Agent", "Accept-Encoding"),
                     auto_decompress=False,
                 )
@@ -313,7 +325,9 @@ class HttpTransport:
             target, body, frozen.access_key, frozen.secret_key, frozen.token
         )
         try:
-            async with self._http.post(self.url, data=body, headers=headers) as answer:
+            async with self._http.post(
+                self.url, data=body, headers=headers, proxy=self._proxy
+            ) as answer:
                 payload = await answer.read()
                 status = answer.status
                 crc = answer.headers.get("x-amz-crc32")
