@@ -43,7 +43,8 @@ from .schema import (
     Version,
 )
 from .session import Session, connect
-from .tables import TableDescription
+from .streams import StreamChange, parse_stream
+from .tables import Backup, TableDescription, TableDifference, TimeToLive
 from .transaction import Transaction, transact_get, transaction
 from .writes import CancellationReason
 
@@ -53,6 +54,7 @@ __all__ = [
     "TTL",
     "Action",
     "AlreadyExists",
+    "Backup",
     "BatchWriteError",
     "BatchWriter",
     "CancellationReason",
@@ -87,10 +89,13 @@ __all__ = [
     "RetryPolicy",
     "ServiceError",
     "Session",
+    "StreamChange",
     "TableDescription",
+    "TableDifference",
     "TableNotFound",
     "Template",
     "Throttled",
+    "TimeToLive",
     "Transaction",
     "TransactionCanceled",
     "UniqueViolation",
@@ -105,6 +110,7 @@ __all__ = [
     "connect",
     "dry_run",
     "new_id",
+    "parse_stream",
     "registry",
     "transact_get",
     "transaction",

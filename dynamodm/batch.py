@@ -8,7 +8,6 @@ remains after the retry budget is raised, listed: nothing is silently dropped.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import Item, check_item_size, format_datetime, item_size
 from .errors import BatchWriteError, Throttled, UsageError
+from .unique import owner_text
 from .writes import encode_for_put
 
 if TYPE_CHECKING:
@@ -29,14 +29,8 @@ CONCURRENCY = 8
 
 
 def _fingerprint(table: str, key: Item) -> str:
-    return (
-        table
-        + "\x00"
-        + json.dumps(
-            {k: {t: repr(v) for t, v in av.items()} for k, av in sorted(key.items())},
-            sort_keys=True,
-        )
-    )
+    """One text per item: numbers compare as DynamoDB compares them ("1.50" is "1.5")."""
+    return table + "\x00" + owner_text(key)
 
 
 async def _backoff(session: Session, attempt: int, started: float) -> bool:
@@ -73,7 +67,14 @@ async def batch_get(
         async with limit:
             await _get_chunk(session, chunk, consistent, found)
 
-    await asyncio.gather(*(fetch(chunk) for chunk in chunks))
+    tasks = [asyncio.ensure_future(fetch(chunk)) for chunk in chunks]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        # One chunk failed (or the caller was cancelled): stop the others too.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     results: list[Any] = []
     for model, fingerprint, _key in wanted:
         item = found.get(fingerprint)
@@ -134,19 +135,30 @@ class _Entry:
     apply: Callable[[], None] | None = None
 
 
+@dataclass
+class _Request:
+    """One BatchWriteItem request of up to 25 entries, sent by its own task."""
+
+    entries: list[_Entry]
+    keys: set[str]
+    task: asyncio.Task[None] | None = None
+    started: bool = False  # True once it may have reached DynamoDB
+
+
 class BatchWriter:
     """``async with dm.batch_write() as batch:`` — puts and deletes of any models.
 
-    Requests of 25 are sent as they fill; the rest on exit. The last operation on a
-    key wins. If the block raises, what was still buffered is not written (the
-    exception says how much); what was sent before stays written.
+    A request of 25 is sent as soon as it fills (it leaves when the block next awaits);
+    the rest on exit. The last operation on a key wins. If the block raises, nothing
+    that had not been sent yet is written (the exception's note says how much); what
+    was sent before stays written.
     """
 
     def __init__(self, session: Session | None = None) -> None:
         self._explicit = session
         self._session: Session | None = None
         self._buffer: dict[str, _Entry] = {}
-        self._inflight: list[tuple[set[str], asyncio.Task[None]]] = []
+        self._inflight: list[_Request] = []
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self.written: list[tuple[str, Any]] = []
         self.failed: list[tuple[str, Any]] = []
@@ -244,6 +256,7 @@ class BatchWriter:
             self._flush()
 
     def _flush(self) -> None:
+        self._inflight = [r for r in self._inflight if r.task is None or not r.task.done()]
         while self._buffer:
             chunk: list[_Entry] = []
             size = 0
@@ -253,20 +266,21 @@ class BatchWriter:
                     break
                 chunk.append(self._buffer.pop(fingerprint))
                 size += entry.size
-            keys = {e.fingerprint for e in chunk}
+            request = _Request(chunk, {e.fingerprint for e in chunk})
             # A key still in flight is written again only after that request is answered,
             # so the last operation on it wins.
-            before = [task for task_keys, task in self._inflight if task_keys & keys]
-            task = asyncio.get_running_loop().create_task(self._send(chunk, before))
-            self._inflight.append((keys, task))
+            before = [r.task for r in self._inflight if r.task and r.keys & request.keys]
+            request.task = asyncio.get_running_loop().create_task(self._send(request, before))
+            self._inflight.append(request)
             if len(self._buffer) < MAX_WRITES:
                 return
 
-    async def _send(self, chunk: list[_Entry], before: list[asyncio.Task[None]]) -> None:
+    async def _send(self, request: _Request, before: list[asyncio.Task[None]]) -> None:
         if before:
             await asyncio.gather(*before, return_exceptions=True)
-        pending = {e.fingerprint: e for e in chunk}
+        pending = {e.fingerprint: e for e in request.entries}
         async with self._limit:
+            request.started = True
             try:
                 await self._write_chunk(pending)
             except Exception as error:  # reported on exit with the items it concerns
@@ -313,7 +327,7 @@ class BatchWriter:
     async def flush(self) -> None:
         """Send everything buffered and wait for every request to be answered."""
         self._flush()
-        tasks = [task for _keys, task in self._inflight]
+        tasks = [r.task for r in self._inflight if r.task is not None]
         self._inflight = []
         if tasks:
             await asyncio.gather(*tasks)
@@ -329,14 +343,25 @@ class BatchWriter:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None:
+            # Requests not yet sent are dropped with the buffer; one that may have reached
+            # DynamoDB is waited for, so that what was written is known.
             dropped = len(self._buffer)
             self._buffer.clear()
-            tasks = [task for _keys, task in self._inflight]
+            requests, self._inflight = self._inflight, []
+            tasks = []
+            for request in requests:
+                if request.task is None:
+                    continue
+                if not request.started:
+                    request.task.cancel()
+                    dropped += len(request.entries)
+                tasks.append(request.task)
             if tasks:
                 await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            failed = f", {len(self.failed)} failed" if self.failed else ""
             exc.add_note(
-                f"dynamodm: batch_write wrote {len(self.written)} items before the error; "
-                f"{dropped} buffered items were not written"
+                f"dynamodm: batch_write wrote {len(self.written)} items before the error"
+                f"{failed}; {dropped} items not yet sent were not written"
             )
             return
         await self.flush()

@@ -55,15 +55,25 @@ class RetryPolicy:
         return False
 
     async def run(
-        self, send: Callable[[], Awaitable[T]], *, idempotent: bool, what: str
+        self,
+        send: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        what: str,
+        write: bool = False,
     ) -> tuple[T, int]:
-        """Call ``send`` until it succeeds or the budget is spent; return (result, retries)."""
+        """Call ``send`` until it succeeds or the budget is spent; return (result, retries).
+
+        ``write`` marks a request that changes data: if the budget runs out after an
+        attempt that may have reached DynamoDB, the error is ``OutcomeUnknown``."""
         start = self.clock()
         retries = 0
+        maybe_applied = False
         while True:
             try:
                 return await send(), retries
             except (ServiceError, TransportError) as error:
+                maybe_applied = maybe_applied or _may_have_applied(error)
                 exhausted = False
                 if self.retryable(error, idempotent=idempotent):
                     pause = self.delay(retries)
@@ -75,10 +85,24 @@ class RetryPolicy:
                         retries += 1
                         await self.sleep(pause)
                         continue
+                if write and exhausted and maybe_applied:
+                    raise OutcomeUnknown(
+                        f"{what}: no answer after {retries + 1} attempts, and an attempt may "
+                        "have reached DynamoDB; it may or may not have been applied: read the "
+                        "item to find out"
+                    ) from error
                 final = _final(error, what, idempotent, retries, exhausted=exhausted)
                 if final is error:
                     raise
                 raise final from error
+
+
+def _may_have_applied(error: ServiceError | TransportError) -> bool:
+    if isinstance(error, TransportError):
+        return error.sent
+    return error.code not in THROTTLING_CODES and (
+        error.code in TRANSIENT_CODES or error.status >= 500
+    )
 
 
 def _final(

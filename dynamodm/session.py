@@ -45,6 +45,9 @@ M = TypeVar("M", bound="Model")
 _current: ContextVar[Session | None] = ContextVar("dynamodm_session", default=None)
 _open_sessions: list[Session] = []
 logger = logging.getLogger("dynamodm.session")
+_WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
 _CAPACITY_OPERATIONS = frozenset(
     {
         "GetItem",
@@ -275,7 +278,9 @@ class Session:
         started = time.perf_counter() if observed else 0.0
         what = f"{operation} on {table!r}" if table else operation
         try:
-            response, _retries = await self.retry.run(send, idempotent=idempotent, what=what)
+            response, _retries = await self.retry.run(
+                send, idempotent=idempotent, what=what, write=operation in _WRITE_OPERATIONS
+            )
         except ServiceError as error:
             if observed:
                 self._emit(operation, table, started, attempts, error.code or "error", None)

@@ -1,16 +1,19 @@
-"""Table set-up from model schemas: create, wait, TTL, streams, describe, delete."""
+"""Table set-up from model schemas: create, wait, TTL, streams, describe, delete; and
+table operations: point-in-time recovery, backups, streams, TTL state, drift checks."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from . import unique
 from .errors import ConfigurationError, ServiceError, TableNotFound, Throttled, UsageError
-from .schema import IndexSchema, KeyAttribute, Provisioned, TableSchema
+from .schema import _NAME, IndexSchema, KeyAttribute, Provisioned, StreamView, TableSchema
 
 if TYPE_CHECKING:
     from .model import Model
@@ -20,6 +23,7 @@ logger = logging.getLogger("dynamodm.tables")
 
 WAIT_SECONDS = 300.0
 _UNSUPPORTED = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
+_TABLE_NOT_FOUND = frozenset({"TableNotFoundException", "ResourceNotFound"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,57 @@ class TableDescription:
     ttl_attribute: str | None = None
     stream: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class TimeToLive:
+    """A table's TTL state (``db.describe_ttl``): ``status`` is ENABLED, ENABLING,
+    DISABLED or DISABLING, ``attribute`` the attribute it reads (None when off)."""
+
+    status: str
+    attribute: str | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.status in ("ENABLED", "ENABLING")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """An on-demand backup (``db.create_backup``, ``db.list_backups``).
+
+    ``status`` is CREATING, AVAILABLE or DELETED; ``kind`` is USER, SYSTEM or AWS_BACKUP.
+    """
+
+    arn: str
+    name: str
+    table: str
+    status: str
+    kind: str
+    created_at: datetime | None
+    size_bytes: int | None
+
+
+DifferenceKind = Literal[
+    "missing_table", "missing_index", "key_schema", "attribute_type", "index", "ttl", "stream"
+]
+DIFFERENCE_KINDS: tuple[str, ...] = get_args(DifferenceKind)
+
+
+@dataclass(frozen=True)
+class TableDifference:
+    """One way a live table differs from its models (``db.check_tables``).
+
+    ``kind`` is one of ``missing_table``, ``missing_index``, ``key_schema``,
+    ``attribute_type``, ``index`` (an index's keys or projection), ``ttl``, ``stream``.
+    """
+
+    table: str
+    kind: DifferenceKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -205,37 +260,64 @@ async def _create_one(
         await _enable_stream(session, name, request["StreamSpecification"])
 
 
-async def wait_until_active(session: Session, name: str, seconds: float = WAIT_SECONDS) -> None:
-    """Poll DescribeTable until the table and its indexes are ACTIVE."""
+async def _describe(session: Session, name: str) -> dict[str, Any]:
+    """DynamoDB's description of a table (``TableNotFound`` when it does not exist)."""
+    answer = await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
+    table: dict[str, Any] | None = answer.get("Table")
+    if table is None:
+        # Only a dry run answers without a description.
+        raise UsageError(
+            f"DescribeTable on table {name!r} was not sent (dm.dry_run): table set-up, "
+            "describe_table and check_tables need real answers; run them outside the dry run"
+        )
+    return table
+
+
+async def wait_until_active(
+    session: Session, name: str, seconds: float = WAIT_SECONDS
+) -> dict[str, Any]:
+    """Poll DescribeTable until the table and its indexes are ACTIVE; its description."""
     deadline = time.monotonic() + seconds
     delay = 0.02
     while True:
-        table = (
-            await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
-        )["Table"]
+        table = await _describe(session, name)
         indexes = table.get("GlobalSecondaryIndexes", [])
         if table.get("TableStatus") == "ACTIVE" and all(
             i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in indexes
         ):
-            return
+            return table
         if time.monotonic() > deadline:
             raise ConfigurationError(f"table {name!r} did not become ACTIVE in {seconds:.0f} s")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
 
 
+async def _ttl_state(session: Session, name: str) -> TimeToLive | None:
+    """The table's TTL state, or None when the server has no TTL."""
+    try:
+        answer = await _operate(session, "DescribeTimeToLive", {"TableName": name}, idempotent=True)
+    except ConfigurationError as error:
+        if error.code in _UNSUPPORTED:
+            return None
+        raise
+    description = answer.get("TimeToLiveDescription", {})
+    return TimeToLive(
+        description.get("TimeToLiveStatus", "DISABLED"), description.get("AttributeName")
+    )
+
+
 async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
     try:
-        current = await session.call(
-            "DescribeTimeToLive", {"TableName": name}, idempotent=True, table=name
-        )
-        description = current.get("TimeToLiveDescription", {})
-        if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            if description.get("AttributeName") != attribute:
+        current = await _ttl_state(session, name)
+        if current is None:
+            logger.warning("the server does not support TTL; table %s has none", name)
+            return
+        if current.enabled:
+            if current.attribute != attribute:
                 logger.warning(
                     "table %s has TTL on %r, the model asks for %r; left as it is",
                     name,
-                    description.get("AttributeName"),
+                    current.attribute,
                     attribute,
                 )
             return
@@ -248,7 +330,9 @@ async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
             idempotent=True,
             table=name,
         )
-    except ServiceError as error:
+    except (ServiceError, ConfigurationError) as error:
+        # dynalite answers DescribeTimeToLive but not UpdateTimeToLive
+        # (UnknownOperationException, which session.call raises as ConfigurationError).
         if error.code in _UNSUPPORTED:
             logger.warning("the server does not support TTL; table %s has none", name)
             return
@@ -257,9 +341,7 @@ async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
 
 async def _enable_stream(session: Session, name: str, wanted: dict[str, Any]) -> None:
     """Turn the stream on for a table that exists without one (never changes its view)."""
-    table = (await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name))[
-        "Table"
-    ]
+    table = await _describe(session, name)
     current = table.get("StreamSpecification") or {}
     if current.get("StreamEnabled"):
         if current.get("StreamViewType") != wanted["StreamViewType"]:
@@ -277,7 +359,7 @@ async def _enable_stream(session: Session, name: str, wanted: dict[str, Any]) ->
             idempotent=True,
             table=name,
         )
-    except ServiceError as error:
+    except (ServiceError, ConfigurationError) as error:
         if error.code in _UNSUPPORTED or error.code == "ValidationException":
             logger.warning("the server cannot turn on streams for table %s: %s", name, error)
             return
@@ -354,7 +436,7 @@ async def _delete_one(session: Session, name: str) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         try:
-            await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
+            await _describe(session, name)
         except TableNotFound:
             return
         await asyncio.sleep(0.05)
@@ -362,25 +444,14 @@ async def _delete_one(session: Session, name: str) -> None:
 
 async def describe_table(session: Session, model: type[Model]) -> TableDescription:
     name = session.table_name(model)
-    table = (await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name))[
-        "Table"
-    ]
+    table = await _describe(session, name)
     indexes = {
         i["IndexName"]: i.get("IndexStatus", "ACTIVE")
         for i in table.get("GlobalSecondaryIndexes", [])
     }
     indexes.update({i["IndexName"]: "ACTIVE" for i in table.get("LocalSecondaryIndexes", [])})
-    ttl = None
-    try:
-        answer = await session.call(
-            "DescribeTimeToLive", {"TableName": name}, idempotent=True, table=name
-        )
-        description = answer.get("TimeToLiveDescription", {})
-        if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            ttl = description.get("AttributeName")
-    except ServiceError as error:
-        if error.code not in _UNSUPPORTED:
-            raise
+    ttl_state = await _ttl_state(session, name)
+    ttl = ttl_state.attribute if ttl_state is not None and ttl_state.enabled else None
     stream = table.get("StreamSpecification", {})
     return TableDescription(
         name=name,
@@ -405,3 +476,328 @@ async def list_tables(session: Session) -> list[str]:
             break
         request["ExclusiveStartTableName"] = last
     return [n for n in names if n.startswith(session.table_prefix)]
+
+
+# ---------------------------------------------------------------- table operations
+
+
+async def _operate(
+    session: Session, operation: str, request: dict[str, Any], *, idempotent: bool
+) -> dict[str, Any]:
+    """One table operation, with a missing table as ``TableNotFound``: backup operations
+    answer TableNotFoundException, and moto answers DescribeTimeToLive with
+    ResourceNotFound, where other operations answer ResourceNotFoundException. An
+    operation the server lacks is a ``ConfigurationError`` (``errors.from_service``)."""
+    name = request["TableName"]
+    try:
+        return await session.call(operation, request, idempotent=idempotent, table=name)
+    except ServiceError as error:
+        if error.code in _TABLE_NOT_FOUND:
+            raise TableNotFound(
+                f"{operation} on table {name!r}: the table does not exist; create it with "
+                "`await db.create_tables()`, and check the table prefix",
+                code=error.code,
+                service_message=error.service_message,
+            ) from None
+        raise
+
+
+async def enable_point_in_time_recovery(
+    session: Session, model: type[Model], enabled: bool
+) -> bool:
+    """Turn PITR on or off; whether it is on now. A table created moments ago may not
+    accept it yet (ContinuousBackupsUnavailableException): that is retried for a while."""
+    name = session.table_name(model)
+    request = {
+        "TableName": name,
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": enabled},
+    }
+    deadline = time.monotonic() + WAIT_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            answer = await _operate(session, "UpdateContinuousBackups", request, idempotent=True)
+            break
+        except ServiceError as error:
+            if error.code != "ContinuousBackupsUnavailableException":
+                raise
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    description = answer.get("ContinuousBackupsDescription", {})
+    status = description.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    return status in ("ENABLED", "ENABLING")
+
+
+def _moment(value: Any) -> datetime | None:
+    """A timestamp as the transports give it: epoch seconds (JSON) or a datetime."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _backup(details: dict[str, Any], table: str) -> Backup:
+    size = details.get("BackupSizeBytes")
+    return Backup(
+        arn=details["BackupArn"],
+        name=details.get("BackupName", ""),
+        table=details.get("TableName", table),
+        status=details.get("BackupStatus", "UNKNOWN"),
+        kind=details.get("BackupType", "USER"),
+        created_at=_moment(details.get("BackupCreationDateTime")),
+        size_bytes=int(size) if size is not None else None,
+    )
+
+
+async def create_backup(session: Session, model: type[Model], name: str) -> Backup:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(
+            f"create_backup {model.__name__}: backup name {name!r} must be 3 to 255 characters "
+            "of a-z, A-Z, 0-9, _ - ."
+        )
+    table = session.table_name(model)
+    answer = await _operate(
+        session, "CreateBackup", {"TableName": table, "BackupName": name}, idempotent=False
+    )
+    return _backup(answer["BackupDetails"], table)
+
+
+async def list_backups(session: Session, model: type[Model]) -> list[Backup]:
+    table = session.table_name(model)
+    request: dict[str, Any] = {"TableName": table}
+    backups: list[Backup] = []
+    while True:
+        answer = await _operate(session, "ListBackups", dict(request), idempotent=True)
+        backups.extend(_backup(summary, table) for summary in answer.get("BackupSummaries", []))
+        last = answer.get("LastEvaluatedBackupArn")
+        if not last:
+            return backups
+        request["ExclusiveStartBackupArn"] = last
+
+
+async def describe_ttl(session: Session, model: type[Model]) -> TimeToLive:
+    name = session.table_name(model)
+    state = await _ttl_state(session, name)
+    if state is None:
+        raise ConfigurationError(
+            f"describe_ttl {model.__name__}: the server does not support TTL (table {name!r})"
+        )
+    return state
+
+
+async def enable_stream(
+    session: Session, model: type[Model], view: StreamView | None, enabled: bool
+) -> str | None:
+    """Turn the table's stream on (with ``view``) or off; the stream's ARN when on."""
+    name = session.table_name(model)
+    wanted = view or model.__dm_schema__.stream or "NEW_AND_OLD_IMAGES"
+    if wanted not in get_args(StreamView):
+        raise UsageError(
+            f"enable_stream {model.__name__}: view={view!r}; use one of "
+            f"{', '.join(get_args(StreamView))}"
+        )
+    table = await _describe(session, name)
+    current = table.get("StreamSpecification") or {}
+    spec: dict[str, Any]
+    if enabled:
+        if current.get("StreamEnabled"):
+            if current.get("StreamViewType") == wanted:
+                arn: str | None = table.get("LatestStreamArn")
+                return arn
+            raise ConfigurationError(
+                f"enable_stream {model.__name__}: table {name!r} already streams "
+                f"{current.get('StreamViewType')}, and a stream's view type cannot change: "
+                f"turn it off (`await db.enable_stream({model.__name__}, enabled=False)`), "
+                "then on with the new view; readers move to the new stream's ARN"
+            )
+        spec = {"StreamEnabled": True, "StreamViewType": wanted}
+    elif not current.get("StreamEnabled"):
+        return None
+    else:
+        spec = {"StreamEnabled": False}
+    try:
+        await session.call(
+            "UpdateTable",
+            {"TableName": name, "StreamSpecification": spec},
+            idempotent=True,
+            table=name,
+        )
+    except ServiceError as error:
+        if error.code not in _UNSUPPORTED and error.code != "ValidationException":
+            raise
+        raise ConfigurationError(
+            f"enable_stream {model.__name__}: the server refused to change the stream of "
+            f"table {name!r} ({error.code}: {error.service_message}); local servers such as "
+            "dynalite have no streams",
+            code=error.code,
+            service_message=error.service_message,
+        ) from None
+    table = await wait_until_active(session, name)
+    streaming = bool((table.get("StreamSpecification") or {}).get("StreamEnabled"))
+    if streaming != enabled:
+        raise ConfigurationError(
+            f"enable_stream {model.__name__}: the server accepted the change but table "
+            f"{name!r} still {'has no' if enabled else 'has a'} stream; it does not support "
+            "streams"
+        )
+    arn = table.get("LatestStreamArn") if enabled else None
+    return arn
+
+
+# ---------------------------------------------------------------- drift checks
+
+
+async def check_tables(session: Session, models: list[type[Model]], ignore: Iterable[str]) -> None:
+    """Compare the live tables with the models; every difference in one error."""
+    skipped = set(ignore)
+    if skipped - set(DIFFERENCE_KINDS):
+        raise UsageError(
+            f"check_tables: ignore={sorted(skipped)!r} names unknown kinds; use "
+            f"{', '.join(DIFFERENCE_KINDS)}"
+        )
+    checks = [_check_table(session, table) for table in _group(session, models)]
+    guarded = [m.__name__ for m in models if m.__dm_schema__.unique]
+    if guarded:
+        checks.append(_check_guard_table(session, guarded))
+    found = [
+        difference
+        for differences in await asyncio.gather(*checks)
+        for difference in differences
+        if difference.kind not in skipped
+    ]
+    if found:
+        lines = "\n".join(f"- {difference}" for difference in found)
+        error = ConfigurationError(
+            f"{len(found)} difference(s) between the live tables and the models:\n{lines}"
+        )
+        error.differences = tuple(found)
+        raise error
+
+
+def _keys_text(keys: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in keys) or "nothing"
+
+
+def _live_keys(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in spec.get("KeySchema", [])]
+
+
+def _wanted_keys(hash_key: KeyAttribute, range_key: KeyAttribute | None) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in _key_schema(hash_key, range_key)]
+
+
+def _projection_text(kind: str, include: Iterable[str]) -> str:
+    names = sorted(include)
+    return f"{kind} ({', '.join(names)})" if names else kind
+
+
+def _live_projection(spec: dict[str, Any]) -> str:
+    projection = spec.get("Projection", {})
+    return _projection_text(
+        projection.get("ProjectionType", "ALL"), projection.get("NonKeyAttributes", [])
+    )
+
+
+async def _check_table(session: Session, table: _Table) -> list[TableDifference]:
+    name, who = table.name, ", ".join(table.models)
+    schema = table.schema
+
+    def differs(kind: DifferenceKind, message: str) -> None:
+        found.append(TableDifference(name, kind, f"table {name!r} ({who}): {message}"))
+
+    found: list[TableDifference] = []
+    try:
+        live = await _describe(session, name)
+    except TableNotFound:
+        differs("missing_table", "does not exist; create it with `await db.create_tables()`")
+        return found
+    wanted = _wanted_keys(schema.hash_key, schema.range_key)
+    if _live_keys(live) != wanted:
+        differs(
+            "key_schema",
+            f"is keyed on {_keys_text(_live_keys(live))}, the models on {_keys_text(wanted)}; "
+            "keys never change: create a new table and copy the items (export, import)",
+        )
+    types = {d["AttributeName"]: d["AttributeType"] for d in live.get("AttributeDefinitions", [])}
+    for definition in _definitions(table):
+        attribute, kind = definition["AttributeName"], definition["AttributeType"]
+        if types.get(attribute, kind) != kind:
+            differs(
+                "attribute_type",
+                f"attribute {attribute!r} is keyed as {types[attribute]}, the models "
+                f"store it as {kind}",
+            )
+    live_indexes = {i["IndexName"]: ("GSI", i) for i in live.get("GlobalSecondaryIndexes", [])}
+    live_indexes.update({i["IndexName"]: ("LSI", i) for i in live.get("LocalSecondaryIndexes", [])})
+    for index in table.indexes.values():
+        entry = live_indexes.get(index.name)
+        if entry is None:
+            differs(
+                "missing_index",
+                f"has no index {index.name!r}; "
+                + (
+                    "add it with UpdateTable (GlobalSecondaryIndexUpdates)"
+                    if index.kind == "GSI"
+                    else "a local index exists only from the table's creation: create a new "
+                    "table and copy the items"
+                ),
+            )
+            continue
+        kind, spec = entry
+        index_keys = _wanted_keys(index.hash_key, index.range_key)
+        if kind != index.kind or _live_keys(spec) != index_keys:
+            differs(
+                "index",
+                f"index {index.name!r} is a {kind} on {_keys_text(_live_keys(spec))}, the "
+                f"models declare a {index.kind} on {_keys_text(index_keys)}",
+            )
+        projection = _projection_text(index.projection, index.include)
+        if _live_projection(spec) != projection:
+            differs(
+                "index",
+                f"index {index.name!r} projects {_live_projection(spec)}, the models "
+                f"declare {projection}",
+            )
+    if table.ttl:
+        ttl = await _ttl_state(session, name)
+        if ttl is not None and not ttl.enabled:
+            differs(
+                "ttl",
+                f"TTL is off, the models expire items by {table.ttl!r}; "
+                "`await db.create_tables()` turns it on",
+            )
+        elif ttl is not None and ttl.attribute != table.ttl:
+            differs("ttl", f"TTL reads {ttl.attribute!r}, the models expire by {table.ttl!r}")
+    if schema.stream:
+        stream = live.get("StreamSpecification") or {}
+        if not stream.get("StreamEnabled"):
+            differs(
+                "stream",
+                f"has no stream, Meta.stream asks for {schema.stream}; "
+                "`await db.create_tables()` turns it on",
+            )
+        elif stream.get("StreamViewType") != schema.stream:
+            differs(
+                "stream",
+                f"streams {stream.get('StreamViewType')}, Meta.stream asks for {schema.stream}",
+            )
+    return found
+
+
+async def _check_guard_table(session: Session, guarded: list[str]) -> list[TableDifference]:
+    name = unique.guard_table(session)
+    try:
+        await _describe(session, name)
+    except TableNotFound:
+        return [
+            TableDifference(
+                name,
+                "missing_table",
+                f"the unique guard table {name!r} (for {', '.join(guarded)}) does not exist; "
+                "create it with `await db.create_tables()`",
+            )
+        ]
+    return []

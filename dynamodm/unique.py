@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from .codec import AttributeValue, Item
@@ -28,6 +28,8 @@ GUARD_KEY = "pk"
 OWNER = "owner"
 EXPIRES = "expires"
 _MAX_TEXT = 1024
+# Wide enough for DynamoDB's 38 significant digits: normalising never rounds.
+_EXACT = Context(prec=60)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def guard_key(model: type[Model], name: str, av: AttributeValue) -> str:
     attribute = model.__dm_codec__.by_name[name].attribute
     kind, raw = next(iter(av.items()))
     if kind == "N":
-        text = format(Decimal(raw).normalize(), "f") if Decimal(raw) else "0"
+        text = number_text(raw)
     elif kind == "B":
         text = base64.b64encode(raw).decode()
     else:
@@ -62,12 +64,24 @@ def guard_key(model: type[Model], name: str, av: AttributeValue) -> str:
     return key
 
 
+def number_text(raw: str) -> str:
+    """A number's canonical text: "1.50", "1.5" and "15E-1" are one number to DynamoDB."""
+    number = Decimal(raw)
+    return format(_EXACT.normalize(number), "f") if number else "0"
+
+
 def owner_text(key: Item) -> str:
-    """The owning item's key as a canonical string."""
+    """An item's key as a canonical string (numbers normalised as DynamoDB stores them)."""
     return json.dumps(
         {
             k: {
-                t: (base64.b64encode(v).decode() if isinstance(v, bytes) else v)
+                t: (
+                    base64.b64encode(v).decode()
+                    if isinstance(v, bytes)
+                    else number_text(v)
+                    if t == "N"
+                    else v
+                )
                 for t, v in av.items()
             }
             for k, av in sorted(key.items())
@@ -134,18 +148,29 @@ def guards_for_put(
     create: bool,
 ) -> list[Guard]:
     owner = owner_text(key)
+    # The stored expiry is unknown here: with a TTL every guard is written again, so that
+    # it expires with the item.
+    expiring = model.__dm_schema__.ttl_attribute is not None
     guards: list[Guard] = []
     for name in model.__dm_schema__.unique:
         attribute = model.__dm_codec__.by_name[name].attribute
         new = item.get(attribute)
         old = None if create else stored.get(name)
-        if new == old:
-            continue
-        if old is not None:
+        same = _same(model, name, old, new)
+        if old is not None and not same:
             guards.append(_delete(session, model, name, old, owner))
-        if new is not None:
+        if new is not None and (not same or expiring):
             guards.append(_put(session, model, name, new, owner, item))
     return guards
+
+
+def _same(
+    model: type[Model], name: str, old: AttributeValue | None, new: AttributeValue | None
+) -> bool:
+    """Whether two values of a unique field hold one guard ("1.50" and "1.5" do)."""
+    if old is None or new is None:
+        return old is new
+    return guard_key(model, name, old) == guard_key(model, name, new)
 
 
 def guards_for_update(
@@ -154,19 +179,32 @@ def guards_for_update(
     key: Item,
     stored: dict[str, AttributeValue | None],
     changed: dict[str, Any],
+    *,
+    expiry: Item | None = None,
 ) -> list[Guard]:
+    """Guard writes for an update. ``changed`` holds the unique fields set by keyword;
+    ``expiry`` (the item's TTL attribute after the update, when the model has a TTL) is
+    written on every guard put, and a TTL change alone rewrites every guard."""
     owner = owner_text(key)
     guards: list[Guard] = []
-    for name, value in changed.items():
-        path = getattr(model, name)
-        new = None if value is None else path.encode(value)
+    item = expiry or {}
+    refresh = expiry is not None
+    for name in model.__dm_schema__.unique:
         old = stored.get(name)
-        if new == old:
+        if name in changed:
+            value = changed[name]
+            new = None if value is None else getattr(model, name).encode(value)
+        elif refresh:
+            new = old
+        else:
             continue
-        if old is not None:
+        same = _same(model, name, old, new)
+        if same and not refresh:
+            continue
+        if old is not None and not same:
             guards.append(_delete(session, model, name, old, owner))
         if new is not None:
-            guards.append(_put(session, model, name, new, owner, {}))
+            guards.append(_put(session, model, name, new, owner, item))
     return guards
 
 
@@ -220,12 +258,13 @@ async def get_by(session: Session, model: type[Model], values: dict[str, Any]) -
             f"(unique: {', '.join(model.__dm_schema__.unique) or 'none'}); query an index instead"
         )
     av = getattr(model, name).encode(value)
+    wanted = guard_key(model, name, av)
     table = guard_table(session)
     response = await session.call(
         "GetItem",
         {
             "TableName": table,
-            "Key": {GUARD_KEY: {"S": guard_key(model, name, av)}},
+            "Key": {GUARD_KEY: {"S": wanted}},
             "ConsistentRead": True,
         },
         idempotent=True,
@@ -242,9 +281,12 @@ async def get_by(session: Session, model: type[Model], values: dict[str, Any]) -
         idempotent=True,
         table=item_table,
     )
-    if "Item" not in found:
+    item = found.get("Item")
+    attribute = model.__dm_codec__.by_name[name].attribute
+    # A guard left by a write made around the library must not return another value's item.
+    if item is None or attribute not in item or guard_key(model, name, item[attribute]) != wanted:
         raise NotFound(f"get_by {model.__name__}: no item has this {name}")
-    return session.load(model, found["Item"])
+    return session.load(model, item)
 
 
 def _owner_key(text: str) -> Item:

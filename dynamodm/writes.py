@@ -283,15 +283,23 @@ def plan_update(
     key = session.instance_key(instance)
     guards: list[unique.Guard] = []
     changed = {name: sets[name] for name in schema.unique if name in sets}
-    if changed:
+    ttl_changed = bool(schema.unique and schema.ttl and schema.ttl in sets)
+    if changed or ttl_changed:
         stored = unique.stored_values(instance)
         if stored is None:
             raise UsageError(
-                f"update {model.__name__}: changing a unique field needs its stored value; "
-                "read the item first"
+                f"update {model.__name__}: changing a unique field (or the expiry of a model "
+                "with unique fields) needs the stored values; read the item first"
             )
-        guards = unique.guards_for_update(session, model, key, stored, changed)
-        checks.append(_unique_checks(model, {n: stored.get(n) for n in changed}))
+        expiry = None
+        if schema.ttl and schema.ttl_attribute:
+            ttl_value = (
+                sets[schema.ttl] if schema.ttl in sets else instance.__dict__.get(schema.ttl)
+            )
+            encoded = None if ttl_value is None else _path(model, schema.ttl).encode(ttl_value)
+            expiry = {schema.ttl_attribute: encoded} if encoded and "N" in encoded else {}
+        guards = unique.guards_for_update(session, model, key, stored, changed, expiry=expiry)
+        checks.append(_unique_checks(model, {n: stored.get(n) for n in (changed or schema.unique)}))
     checks.append(user)
     body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
     _render(body, all_of(checks), all_actions)
