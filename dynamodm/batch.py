@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import hooks
 from .codec import Item, check_item_size, format_datetime, item_size
 from .errors import BatchWriteError, Throttled, UsageError
 from .unique import owner_text
@@ -26,6 +27,17 @@ MAX_GET_KEYS = 100
 MAX_WRITES = 25
 MAX_WRITE_BYTES = 16 * 1024 * 1024
 CONCURRENCY = 8
+
+
+def _before_hooks(instance: Model, event: hooks.Event) -> bool:
+    """Run the sync before-hooks now; True when async ones must run before sending."""
+    if not hooks.has(instance, "before", event):
+        return False
+    if hooks.is_async(type(instance), "before", event):
+        return True
+    for name in type(instance).__dm_hooks__[("before", event)]:
+        getattr(instance, name)()
+    return False
 
 
 def _fingerprint(table: str, key: Item) -> str:
@@ -133,6 +145,8 @@ class _Entry:
     size: int
     key_names: list[str]
     apply: Callable[[], None] | None = None
+    event: hooks.Event | None = None
+    deferred: bool = False  # async before-hooks still to run (just before sending)
 
 
 @dataclass
@@ -184,13 +198,23 @@ class BatchWriter:
             )
 
     def put(self, instance: Model) -> None:
-        """Store the whole item (unconditionally, like save() without a condition)."""
+        """Store the whole item (unconditionally, like save() without a condition).
+
+        Sync before-save hooks run now; async ones just before the request is sent (the
+        item is then encoded again). After-save hooks run once the item is written."""
         model = type(instance)
         self._check_model(model, "put")
         if instance._dm_partial:
             raise UsageError(
                 f"batch put {model.__name__}: a partially loaded instance cannot be put whole"
             )
+        deferred = _before_hooks(instance, "save")
+        entry = self._put_entry(instance)
+        entry.deferred = deferred
+        self._add(entry)
+
+    def _put_entry(self, instance: Model) -> _Entry:
+        model = type(instance)
         item = encode_for_put(instance, "batch put")
         schema = model.__dm_schema__
         now = None
@@ -209,32 +233,44 @@ class BatchWriter:
             if now is not None and schema.updated_at:
                 instance.__dict__[schema.updated_at] = now
 
-        self._add(
-            _Entry(
-                "put",
-                model,
-                instance,
-                {"PutRequest": {"Item": item}},
-                table,
-                _fingerprint(table, key),
-                item_size(item),
-                list(key),
-                apply,
-            )
+        return _Entry(
+            "put",
+            model,
+            instance,
+            {"PutRequest": {"Item": item}},
+            table,
+            _fingerprint(table, key),
+            item_size(item),
+            list(key),
+            apply,
+            "save",
         )
 
     def delete(self, instance: Model) -> None:
         """Delete the item of this instance."""
         model = type(instance)
         self._check_model(model, "delete")
-        self._delete(model, self.session.instance_key(instance), instance)
+        deferred = _before_hooks(instance, "delete")
+        self._delete(model, self.session.instance_key(instance), instance, "delete", deferred)
 
     def delete_key(self, model: type[Model], key: Any) -> None:
         """Delete by key: a hash value or a ``(hash, range)`` tuple."""
         self._check_model(model, "delete")
-        self._delete(model, self.session.split_key(model, key), key)
+        if hooks.has(model, "before", "delete") or hooks.has(model, "after", "delete"):
+            raise UsageError(
+                f"batch delete_key {model.__name__}: the model has delete hooks, which need "
+                "the instance; use batch.delete(instance)"
+            )
+        self._delete(model, self.session.split_key(model, key), key, None)
 
-    def _delete(self, model: type[Model], key: Item, target: Any) -> None:
+    def _delete(
+        self,
+        model: type[Model],
+        key: Item,
+        target: Any,
+        event: hooks.Event | None,
+        deferred: bool = False,
+    ) -> None:
         table = self.session.table_name(model)
         self._add(
             _Entry(
@@ -246,6 +282,8 @@ class BatchWriter:
                 _fingerprint(table, key),
                 0,
                 list(key),
+                event=event,
+                deferred=deferred,
             )
         )
 
@@ -282,6 +320,12 @@ class BatchWriter:
         async with self._limit:
             request.started = True
             try:
+                for fingerprint, entry in list(pending.items()):
+                    if entry.deferred:
+                        await hooks.run(entry.target, "before", entry.event or "save")
+                        if entry.kind == "put":
+                            pending[fingerprint] = self._put_entry(entry.target)
+                        entry.deferred = False
                 await self._write_chunk(pending)
             except Exception as error:  # reported on exit with the items it concerns
                 self._errors.append(error)
@@ -315,6 +359,8 @@ class BatchWriter:
                 if entry.apply is not None:
                     entry.apply()
                 self.written.append((entry.kind, entry.target))
+                if entry.event and hooks.has(entry.target, "after", entry.event):
+                    await hooks.run(entry.target, "after", entry.event)
             if pending:
                 attempt += 1
                 if not await _backoff(session, attempt, started):
