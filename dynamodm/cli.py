@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import enum
 import functools
@@ -43,7 +42,7 @@ from rich.table import Table
 
 from . import __version__
 from .batch import batch_write
-from .codec import AttributeValue, Item, check_number
+from .codec import Item, item_from_json
 from .errors import (
     ConditionFailed,
     DynamoDMError,
@@ -54,7 +53,6 @@ from .errors import (
 )
 from .local import LocalServer
 from .model import Model
-from .query import Query
 from .registry import Registry
 from .session import LOCAL_CREDENTIALS, Session, connect
 
@@ -516,13 +514,6 @@ def _confirm(question: str) -> None:
 # ---------------------------------------------------------------- export
 
 
-class _RawScan(Query[Any]):
-    """A scan yielding items as DynamoDB returns them: every attribute, numbers as text."""
-
-    def _load(self, session: Session, item: Item) -> Item:
-        return item
-
-
 @app.command("export")
 def export_(
     model: ModelArg,
@@ -563,11 +554,11 @@ async def _export(
     async with session as db:
         table = db.table_name(model)
         expected = (await db.describe_table(model)).item_count
-        scan = _RawScan(model, "Scan", segments=segments, session=db)
+        scan = model.scan(segments=segments, session=db)
         written = skipped = 0
         with _output(path) as out, _progress(console, in_bytes=False) as progress:
             task = progress.add_task(f"export {table}", total=expected or None, note="")
-            async for item in scan:
+            async for item in scan.raw():
                 if format is Format.plain:
                     try:
                         line = db.load(model, item).model_dump_json(by_alias=True)
@@ -638,58 +629,6 @@ def _base64(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not a DynamoDB JSON value")
-
-
-def item_from_json(data: object) -> Item:
-    """An item from parsed DynamoDB JSON, checked: base64 decoded, numbers in range."""
-    if not isinstance(data, dict):
-        raise ValueError('a line must be one JSON object such as {"id": {"S": "u-1"}}')
-    return {name: _attribute_value(av, name) for name, av in data.items()}
-
-
-def _attribute_value(av: object, where: str) -> AttributeValue:
-    if not isinstance(av, dict) or len(av) != 1:
-        raise ValueError(f'{where}: expected one typed value such as {{"S": "text"}}')
-    ((kind, raw),) = av.items()
-    if kind == "S" and isinstance(raw, str):
-        return {"S": raw}
-    if kind == "N" and isinstance(raw, str):
-        return {"N": _number(raw, where)}
-    if kind == "B":
-        return {"B": _bytes(raw, where)}
-    if kind == "BOOL" and isinstance(raw, bool):
-        return {"BOOL": raw}
-    if kind == "NULL" and raw is True:
-        return {"NULL": True}
-    if kind == "M" and isinstance(raw, dict):
-        return {"M": {k: _attribute_value(v, f"{where}.{k}") for k, v in raw.items()}}
-    if kind == "L" and isinstance(raw, list):
-        return {"L": [_attribute_value(v, f"{where}[{i}]") for i, v in enumerate(raw)]}
-    if kind in ("SS", "NS", "BS") and isinstance(raw, list) and raw:
-        if kind == "BS":
-            return {"BS": [_bytes(v, where) for v in raw]}
-        if not all(isinstance(v, str) for v in raw):
-            raise ValueError(f"{where}: the elements of {kind} are strings")
-        return {kind: [_number(v, where) for v in raw] if kind == "NS" else list(raw)}
-    if kind in ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"):
-        raise ValueError(f"{where}: {kind} holds a {type(raw).__name__} it cannot hold")
-    raise ValueError(f"{where}: {kind!r} is not a DynamoDB type")
-
-
-def _number(text: str, where: str) -> str:
-    try:
-        return check_number(text)
-    except UsageError as error:
-        raise ValueError(f"{where}: {error}") from None
-
-
-def _bytes(raw: object, where: str) -> bytes:
-    if not isinstance(raw, str):
-        raise ValueError(f"{where}: binary values are base64 strings")
-    try:
-        return base64.b64decode(raw, validate=True)
-    except binascii.Error:
-        raise ValueError(f"{where}: not valid base64") from None
 
 
 # ---------------------------------------------------------------- import

@@ -8,6 +8,8 @@ transport chooses their wire form.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import types
 import typing
@@ -780,3 +782,62 @@ def check_item_size(item: Item, model: str, operation: str) -> None:
             f"{MAX_ITEM_SIZE}; store large values elsewhere (S3) and keep a reference",
             size=size,
         )
+
+
+# ---------------------------------------------------------------- DynamoDB JSON
+
+
+def item_from_json(data: object, *, binary: Literal["base64", "either"] = "base64") -> Item:
+    """An item from parsed DynamoDB JSON (the AWS CLI's, exports, Lambda stream events),
+    checked: binary values base64-decoded (``binary="either"`` also takes bytes, as boto3
+    returns them), numbers in DynamoDB's range. Raises ValueError naming the attribute."""
+    if not isinstance(data, dict):
+        raise ValueError('an item is one JSON object such as {"id": {"S": "u-1"}}')
+    return {name: _json_value(av, name, binary == "either") for name, av in data.items()}
+
+
+def _json_value(av: object, where: str, either: bool) -> AttributeValue:
+    if not isinstance(av, dict) or len(av) != 1:
+        raise ValueError(f'{where}: expected one typed value such as {{"S": "text"}}')
+    ((kind, raw),) = av.items()
+    if kind == "S" and isinstance(raw, str):
+        return {"S": raw}
+    if kind == "N" and isinstance(raw, str):
+        return {"N": _json_number(raw, where)}
+    if kind == "B":
+        return {"B": _json_bytes(raw, where, either)}
+    if kind == "BOOL" and isinstance(raw, bool):
+        return {"BOOL": raw}
+    if kind == "NULL" and raw is True:
+        return {"NULL": True}
+    if kind == "M" and isinstance(raw, dict):
+        return {"M": {k: _json_value(v, f"{where}.{k}", either) for k, v in raw.items()}}
+    if kind == "L" and isinstance(raw, list):
+        return {"L": [_json_value(v, f"{where}[{i}]", either) for i, v in enumerate(raw)]}
+    if kind in ("SS", "NS", "BS") and isinstance(raw, list) and raw:
+        if kind == "BS":
+            return {"BS": [_json_bytes(v, where, either) for v in raw]}
+        if not all(isinstance(v, str) for v in raw):
+            raise ValueError(f"{where}: the elements of {kind} are strings")
+        return {kind: [_json_number(v, where) for v in raw] if kind == "NS" else list(raw)}
+    if kind in ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"):
+        raise ValueError(f"{where}: {kind} holds a {type(raw).__name__} it cannot hold")
+    raise ValueError(f"{where}: {kind!r} is not a DynamoDB type")
+
+
+def _json_number(text: str, where: str) -> str:
+    try:
+        return check_number(text)
+    except UsageError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def _json_bytes(raw: object, where: str, either: bool) -> bytes:
+    if either and isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"{where}: binary values are base64 strings")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        raise ValueError(f"{where}: not valid base64") from None

@@ -387,6 +387,15 @@ class Query(Generic[M]):
 
     async def __aiter__(self) -> AsyncIterator[M]:
         session = self.session()
+        async for item in self._items(session):
+            yield self._load(session, item)
+
+    def raw(self) -> AsyncIterator[Item]:
+        """The matching items as DynamoDB returns them (AttributeValues, every attribute),
+        without building models: for exports and tools."""
+        return self._items(self.session())
+
+    async def _items(self, session: Session) -> AsyncIterator[Item]:
         if self.segments > 1:
             async for item in self._parallel_scan(session):
                 yield item
@@ -394,13 +403,13 @@ class Query(Generic[M]):
         remaining = self.limit
         async for page, _last in self._pages(session, self._base(session), remaining):
             for raw in page:
-                yield self._load(session, raw)
+                yield raw
                 if remaining is not None:
                     remaining -= 1
                     if remaining == 0:
                         return
 
-    async def _parallel_scan(self, session: Session) -> AsyncIterator[M]:
+    async def _parallel_scan(self, session: Session) -> AsyncIterator[Item]:
         queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(_SCAN_QUEUE)
 
         async def segment(number: int) -> None:
@@ -428,7 +437,7 @@ class Query(Generic[M]):
                 if isinstance(got, BaseException):
                     raise got
                 for item in got:
-                    yield self._load(session, item)
+                    yield item
                     if remaining is not None:
                         remaining -= 1
                         if remaining == 0:

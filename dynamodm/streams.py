@@ -6,7 +6,6 @@ registry, by table name and, for tables several models share, by entity type.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from .codec import AttributeValue, Item, decode_any
+from .codec import Item, decode_any, item_from_json
 from .errors import UsageError
 from .expressions import _adapter
 from .session import load_item
@@ -173,24 +172,14 @@ def _table_of(record: Mapping[str, Any]) -> str:
     )
 
 
-def _binary_decoded(image: Item) -> Item:
+def _binary_decoded(image: Any) -> Item:
     """The image with the base64 text of B and BS values (as Lambda events carry them)
     turned into bytes; values that are bytes already (boto3's GetRecords) stay. The
     record itself is left as it was."""
-    return {name: _binary_value(av) for name, av in image.items()}
-
-
-def _binary_value(av: AttributeValue) -> AttributeValue:
-    for kind, raw in av.items():
-        if kind == "B" and isinstance(raw, str):
-            return {"B": base64.b64decode(raw)}
-        if kind == "BS":
-            return {"BS": [base64.b64decode(v) if isinstance(v, str) else v for v in raw]}
-        if kind == "M":
-            return {"M": _binary_decoded(raw)}
-        if kind == "L":
-            return {"L": [_binary_value(v) for v in raw]}
-    return av
+    try:
+        return item_from_json(image, binary="either")
+    except ValueError as error:
+        raise UsageError(f"parse_stream: a record's image is not DynamoDB JSON: {error}") from None
 
 
 def _parse_record(
