@@ -78,9 +78,13 @@ def encode_int(value: int) -> AttributeValue:
 
 
 def encode_float(value: float) -> AttributeValue:
-    text = repr(value)
     if value != value or value in (float("inf"), float("-inf")):
         raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
+    text = repr(value)
+    if value.is_integer() and -_INT_LIMIT < value < _INT_LIMIT and Decimal(text) != int(value):
+        # Past 2**53 the shortest repr may name another integer (3.602879701896397e+16 for
+        # 36028797018963968): DynamoDB keeps decimal values, so send the exact digits.
+        text = str(int(value))
     return {"N": check_number(text)}
 
 
@@ -106,9 +110,9 @@ def decode_number(text: str) -> int | float | Decimal:
     if "." not in text and "e" not in text and "E" not in text:
         return int(text)
     as_float = float(text)
-    if repr(as_float) == text:
-        return as_float
     exact = Decimal(text)
+    if repr(as_float) == text or Decimal(repr(as_float)) == exact:
+        return as_float  # DynamoDB may answer 1e-07 as 0.0000001: compare values
     if exact == exact.to_integral_value() and abs(exact) < _INT_LIMIT:
         return int(exact)
     return exact

@@ -341,7 +341,15 @@ class HttpTransport:
             raise TransportError(type(exc).__name__, sent=True) from None
         if crc is not None and zlib.crc32(payload) != int(crc):
             raise TransportError("the response failed its CRC32 check", sent=True)
-        data = orjson.loads(payload) if payload else {}
+        try:
+            data = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            # An HTML error page from a server or a load balancer: judged by its status.
+            if status == 200:
+                raise TransportError("the response was not DynamoDB JSON", sent=True)
+            data = {}
         if b'"B' in payload:
             _decode_binary(data)
         if status == 200:

@@ -206,9 +206,9 @@ async def conditions(user: User) -> None:
     assert_type(typed, dm.Condition)
     await user.update(condition=typed | (dm.attr(User.logins) == 0), score=0)
 
-    # API.md promises `~` on conditions built from class attributes, but mypy types
-    # `~bool` as int, which the `condition=` parameters refuse (reported upstream).
-    await user.save(condition=~(User.role == "student"))  # type: ignore[arg-type]
+    # `~` on a class-attribute condition: mypy types `~bool` as int, which
+    # `condition=` (dm.ConditionLike) accepts.
+    await user.save(condition=~(User.role == "student"))
 
 
 # ---------------------------------------------------------------- 5. errors and versions
