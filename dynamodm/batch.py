@@ -315,7 +315,9 @@ class BatchWriter:
 
     async def _send(self, request: _Request, before: list[asyncio.Task[None]]) -> None:
         if before:
-            await asyncio.gather(*before, return_exceptions=True)
+            # wait(), not gather(): cancelling this request must not cancel the earlier
+            # ones, which may be in flight.
+            await asyncio.wait(before)
         pending = {e.fingerprint: e for e in request.entries}
         async with self._limit:
             request.started = True
@@ -374,9 +376,11 @@ class BatchWriter:
         """Send everything buffered and wait for every request to be answered."""
         self._flush()
         tasks = [r.task for r in self._inflight if r.task is not None]
-        self._inflight = []
         if tasks:
-            await asyncio.gather(*tasks)
+            # Shielded: a cancelled caller leaves the requests in flight to __aexit__, which
+            # waits for those that may have reached DynamoDB, so that the record is exact.
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        self._inflight = [r for r in self._inflight if r.task not in tasks]
 
     async def __aenter__(self) -> BatchWriter:
         _ = self.session
@@ -389,34 +393,43 @@ class BatchWriter:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None:
-            # Requests not yet sent are dropped with the buffer; one that may have reached
-            # DynamoDB is waited for, so that what was written is known.
-            dropped = len(self._buffer)
-            self._buffer.clear()
-            requests, self._inflight = self._inflight, []
-            tasks = []
-            for request in requests:
-                if request.task is None:
-                    continue
-                if not request.started:
-                    request.task.cancel()
-                    dropped += len(request.entries)
-                tasks.append(request.task)
-            if tasks:
-                await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
-            failed = f", {len(self.failed)} failed" if self.failed else ""
-            exc.add_note(
-                f"dynamodm: batch_write wrote {len(self.written)} items before the error"
-                f"{failed}; {dropped} items not yet sent were not written"
-            )
+            await self._abandon(exc)
             return
-        await self.flush()
+        try:
+            await self.flush()
+        except asyncio.CancelledError as cancelled:
+            await self._abandon(cancelled)
+            raise
         if self.failed:
             raise BatchWriteError(
                 f"batch_write: {len(self.failed)} items were not written (listed in .items); "
                 f"{len(self.written)} were",
                 items=list(self.failed),
             ) from (self._errors[0] if self._errors else None)
+
+    async def _abandon(self, exc: BaseException) -> None:
+        """Stop after an error or a cancellation, and note on it what was written.
+
+        Requests not yet sent are dropped with the buffer; one that may have reached
+        DynamoDB is waited for, so that what was written is known."""
+        dropped = len(self._buffer)
+        self._buffer.clear()
+        requests, self._inflight = self._inflight, []
+        tasks = []
+        for request in requests:
+            if request.task is None:
+                continue
+            if not request.started:
+                request.task.cancel()
+                dropped += len(request.entries)
+            tasks.append(request.task)
+        if tasks:
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        exc.add_note(
+            f"dynamodm: batch_write wrote {len(self.written)} items before the error"
+            f"{failed}; {dropped} items not yet sent were not written"
+        )
 
 
 def batch_write(*, session: Session | None = None) -> BatchWriter:

@@ -27,6 +27,7 @@ AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 MAX_ITEM_SIZE = 409_600
+MAX_NESTING = 32  # levels, the top-level attribute's value being the first
 _UTC = UTC
 _INT_LIMIT = 10**38
 
@@ -585,6 +586,11 @@ class ModelCodec(Codec):
                 raise EncodeError(
                     f"{self.cls.__name__}.{spec.name}: {exc} (the value is on the instance)"
                 ) from None
+            except RecursionError:
+                raise EncodeError(
+                    f"{self.cls.__name__}.{spec.name}: the value is nested far deeper than "
+                    f"the {MAX_NESTING} levels DynamoDB allows"
+                ) from None
             if encoded is not None:
                 out[spec.attribute] = encoded
         return out
@@ -771,8 +777,30 @@ def _number_size(text: str) -> int:
     return 1 + -(-count // 2) + even_pad + (1 if number.is_signed() else 0)
 
 
+def check_nesting(av: AttributeValue, what: str, above: int = 0) -> None:
+    """Refuse a value nested deeper than DynamoDB allows; ``above`` is how many levels
+    the path it is stored under adds (0 for a top-level attribute)."""
+    stack = [(av, above + 1)]
+    while stack:
+        value, level = stack.pop()
+        if level > MAX_NESTING:
+            raise EncodeError(
+                f"{what} is nested more than {MAX_NESTING} levels deep, which DynamoDB "
+                "refuses; flatten the structure or store it as a JSON string"
+            )
+        for kind, raw in value.items():
+            if kind == "M":
+                stack.extend((child, level + 1) for child in raw.values())
+            elif kind == "L":
+                stack.extend((child, level + 1) for child in raw)
+
+
 def check_item_size(item: Item, model: str, operation: str) -> None:
-    """Raise ItemTooLarge before sending an item DynamoDB would refuse."""
+    """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
+    would refuse."""
+    for name, av in item.items():
+        if "M" in av or "L" in av:
+            check_nesting(av, f"{operation} {model}: attribute {name!r}")
     try:
         size = item_size(item)
     except UnicodeEncodeError:

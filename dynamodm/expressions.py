@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .codec import ANY, AttributeValue, Codec, EncodeError, encode_any
+from .codec import ANY, AttributeValue, Codec, EncodeError, check_nesting, encode_any
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -235,8 +235,13 @@ class Path(Operand, Generic[T]):
                 ) from None
         try:
             encoded = self.codec.encode(value)
+            if encoded is not None:
+                check_nesting(encoded, f"the {what}", above=len(self.elements) - 1)
         except EncodeError as exc:
             raise UsageError(f"{self}: {exc}") from None
+        except RecursionError:
+            message = f"{self}: the {what} is nested far deeper than DynamoDB allows"
+            raise UsageError(message) from None
         if encoded is None:
             raise UsageError(f"{self}: an empty set cannot be used as a {what}")
         return encoded

@@ -160,7 +160,11 @@ def from_call(
 
 
 def from_instance(instance: Model) -> Item:
-    return from_fields(type(instance), instance.__dict__, validate=False)
+    model = type(instance)
+    values = instance.__dict__
+    return from_fields(
+        model, {name: values.get(name) for name in schema_of(model).key_fields}, validate=False
+    )
 
 
 def computed(model: type[Model], values: Mapping[str, Any], *, validate: bool = False) -> Item:

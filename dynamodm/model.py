@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
 from pydantic._internal._typing_extra import parent_frame_namespace
 
@@ -172,6 +172,12 @@ def _check_markers(name: str, cls: type[Model], field_markers: dict[str, set[Mar
         cls.model_rebuild(force=True)
 
 
+def set_state(instance: BaseModel, name: str, value: Any) -> None:
+    """Set one of the library's per-instance values (``_dm_extra``, ``_dm_partial``,
+    ``_dm_unique``): kept in the instance __dict__, invisible to dumps and equality."""
+    object.__setattr__(instance, name, value)
+
+
 def _session(session: Session | None) -> Session:
     from .session import current_session
 
@@ -193,9 +199,12 @@ class Model(BaseModel, metaclass=ModelMeta):
     __dm_meta__: ClassVar[Any]
     __dm_hooks__: ClassVar[dict[tuple[str, str], tuple[str, ...]]] = {}
 
-    _dm_extra: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _dm_partial: bool = PrivateAttr(default=False)
-    _dm_unique: dict[str, Any] | None = PrivateAttr(default=None)
+    # Per-instance state lives in the instance __dict__ (set with object.__setattr__ by
+    # set_state), with these class-level defaults: Pydantic private attributes would cost
+    # every validation an initialisation step.
+    _dm_extra: ClassVar[dict[str, Any]] = {}
+    _dm_partial: ClassVar[bool] = False
+    _dm_unique: ClassVar[dict[str, Any] | None] = None
 
     # -- class-level operations
 

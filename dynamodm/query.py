@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from . import keys
-from .codec import Item, decode_any
+from .codec import EncodeError, Item, check_number, decode_any
 from .errors import InvalidCursor, UsageError
 from .expressions import (
     BeginsWith,
@@ -549,7 +549,13 @@ class Query(Generic[M]):
             valid = False
         if not valid:
             raise InvalidCursor(f"{name}: the cursor was altered or truncated")
-        data = json.loads(payload)
+        # Signed with the default key (public), a cursor can be forged: read it as untrusted.
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidCursor(f"{name}: the cursor is not one this query produced")
         expected = self._identity()
         if any(data.get(k) != v for k, v in expected.items()):
             raise InvalidCursor(
@@ -559,7 +565,17 @@ class Query(Generic[M]):
         key = data.get("k")
         if not isinstance(key, dict) or set(key) != set(self._key_attributes()):
             raise InvalidCursor(f"{name}: the cursor does not hold this query's key")
-        start = {k: _from_jsonable(v) for k, v in key.items()}
+        try:
+            start = {k: _from_jsonable(v) for k, v in key.items()}
+        except ValueError:  # base64 of bytes that does not decode
+            start = {}
+        schema: TableSchema = self.model.__dm_schema__
+        declared = [schema.hash_key, schema.range_key]
+        if self.index is not None:
+            declared += [self.index.hash_key, self.index.range_key]
+        types = {k.attribute: k.type for k in declared if k is not None}
+        if not start or not all(_fits(start[a], types.get(a)) for a in start):
+            raise InvalidCursor(f"{name}: the cursor does not hold this query's key")
         if self.hash_av is not None and start[self.hash_key.attribute] != self.hash_av:
             raise InvalidCursor(f"{name}: the cursor starts in another partition")
         return start
@@ -693,6 +709,23 @@ def _jsonable(av: Any) -> Any:
     if isinstance(av, list):
         return [_jsonable(v) for v in av]
     return av
+
+
+def _fits(value: Any, kind: str | None) -> bool:
+    """Whether a start key value read from a cursor is one non-empty scalar of its type."""
+    if not isinstance(value, dict) or len(value) != 1 or kind not in value:
+        return False
+    raw = value[kind]
+    if kind == "B":
+        return isinstance(raw, bytes) and bool(raw)
+    if not isinstance(raw, str) or not raw:
+        return False
+    if kind == "N":
+        try:
+            check_number(raw)
+        except EncodeError:
+            return False
+    return True
 
 
 def _from_jsonable(value: Any) -> Any:

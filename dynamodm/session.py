@@ -31,6 +31,7 @@ from .expressions import (
     ConditionLike,
     Path,
 )
+from .model import set_state
 from .observe import Listener, RequestEvent, active_dry_run, log_event
 from .query import DEFAULT_CURSOR_KEY
 from .retry import RetryPolicy
@@ -459,6 +460,8 @@ class Session:
     ) -> M:
         write = writes.plan_upsert(self, model, key_value, actions, sets, condition=condition)
         attributes = await writes.run(self, write)
+        if attributes is None and active_dry_run.get() is not None:
+            return self.load(model, write.key, partial=True)  # nothing stored: the key only
         result = self.load(model, attributes or {})
         if model.__dm_hooks__:
             await hooks.run(result, "after", "update")
@@ -591,14 +594,14 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
             loaded.add(name)
         for name in [n for n in instance.__dict__ if n not in loaded]:
             del instance.__dict__[name]  # not loaded: reading it raises AttributeError
-        instance._dm_partial = True
+        set_state(instance, "_dm_partial", True)
     else:
         instance = model.model_validate(data)
     computed = model.__dm_schema__.computed_attributes
     if computed and extra:
         extra = {k: v for k, v in extra.items() if k not in computed}
     if extra:
-        instance._dm_extra = extra
+        set_state(instance, "_dm_extra", extra)
     if model.__dm_schema__.unique and not partial:
         unique.remember(instance, item)
     if model.__dm_hooks__:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .codec import AttributeValue, Item
 from .errors import NotFound, UsageError
 from .expressions import Renderer
+from .model import set_state
 
 if TYPE_CHECKING:
     from .model import Model
@@ -230,21 +231,24 @@ def remember(instance: Model, item: Item) -> None:
     if not schema.unique:
         return
     codec = type(instance).__dm_codec__
-    instance._dm_unique = {name: item.get(codec.by_name[name].attribute) for name in schema.unique}
+    set_state(
+        instance, "_dm_unique", {n: item.get(codec.by_name[n].attribute) for n in schema.unique}
+    )
 
 
 def forget(instance: Model) -> None:
-    instance._dm_unique = None
+    set_state(instance, "_dm_unique", None)
 
 
 def forget_changed(instance: Model, changed: dict[str, Any]) -> None:
     """After a transaction update: the stored values are the ones just written."""
-    stored = instance._dm_unique
-    if stored is None or not changed:
+    if instance._dm_unique is None or not changed:
         return
+    stored = dict(instance._dm_unique)  # a copy: model_copy() shares the old dict
     for name, value in changed.items():
         path = getattr(type(instance), name)
         stored[name] = None if value is None else path.encode(value)
+    set_state(instance, "_dm_unique", stored)
 
 
 async def get_by(session: Session, model: type[Model], values: dict[str, Any]) -> Any:

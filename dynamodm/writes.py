@@ -42,6 +42,7 @@ from .expressions import (
     as_condition,
     render_update,
 )
+from .model import set_state
 from .observe import active_dry_run
 from .schema import TableSchema
 
@@ -308,8 +309,8 @@ def plan_update(
         if attributes is not None:
             fresh = session.load(model, attributes)
             instance.__dict__.update(fresh.__dict__)
-            instance._dm_extra = fresh._dm_extra
-            instance._dm_partial = False
+            set_state(instance, "_dm_extra", fresh._dm_extra)
+            set_state(instance, "_dm_partial", False)
             unique.remember(instance, attributes)
             return
         # Inside a transaction DynamoDB returns nothing: apply what is known locally.

@@ -23,6 +23,7 @@ from dynamodm.codec import (
     encode_float,
     item_size,
 )
+from dynamodm.model import set_state
 
 REGISTRY = dm.Registry("unit-codec")
 M = TypeVar("M", bound=Model)
@@ -37,7 +38,7 @@ def load(model: type[M], item: Item) -> M:
     data, extra = model.__dm_codec__.decode_fields(item)
     instance = model.model_validate(data)
     if extra:
-        instance._dm_extra = extra
+        set_state(instance, "_dm_extra", extra)
     return instance
 
 
