@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import hooks
-from .codec import Item, check_item_size, format_datetime, item_size
+from .codec import Item, check_item_size, format_datetime
 from .errors import BatchWriteError, Throttled, UsageError
 from .unique import owner_text
 from .writes import encode_for_put
@@ -42,7 +42,18 @@ def _before_hooks(instance: Model, event: hooks.Event) -> bool:
 
 def _fingerprint(table: str, key: Item) -> str:
     """One text per item: numbers compare as DynamoDB compares them ("1.50" is "1.5")."""
-    return table + "\x00" + owner_text(key)
+    text = [table]
+    for name in sorted(key):
+        ((kind, value),) = key[name].items()
+        if kind == "S":
+            text.append(f"{name}\x00S\x00{value}")
+        else:
+            return table + "\x00" + owner_text(key)
+    return "\x01".join(text)
+
+
+def _key_names(model: type[Model]) -> list[str]:
+    return [k.attribute for k in model.__dm_schema__.table_keys]
 
 
 async def _backoff(session: Session, attempt: int, started: float) -> bool:
@@ -224,10 +235,10 @@ class BatchWriter:
             now = utcnow()
             attribute = model.__dm_codec__.by_name[schema.updated_at].attribute
             item[attribute] = {"S": format_datetime(now)}
-        check_item_size(item, model.__name__, "batch put")
+        size = check_item_size(item, model.__name__, "batch put")
         session = self.session
         table = session.table_name(model)
-        key = session.instance_key(instance)
+        key = {name: item[name] for name in _key_names(model)}
 
         def apply() -> None:
             if now is not None and schema.updated_at:
@@ -240,7 +251,7 @@ class BatchWriter:
             {"PutRequest": {"Item": item}},
             table,
             _fingerprint(table, key),
-            item_size(item),
+            size,
             list(key),
             apply,
             "save",

@@ -82,6 +82,8 @@ def encode_float(value: float) -> AttributeValue:
     if value != value or value in (float("inf"), float("-inf")):
         raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
     text = repr(value)
+    if (1e-129 < abs(value) < 1e16 and not value.is_integer()) or value == 0:
+        return {"N": text}  # within range, at most 17 significant digits: nothing to check
     if value.is_integer() and -_INT_LIMIT < value < _INT_LIMIT and Decimal(text) != int(value):
         # Past 2**53 the shortest repr may name another integer (3.602879701896397e+16 for
         # 36028797018963968): DynamoDB keeps decimal values, so send the exact digits.
@@ -795,9 +797,9 @@ def check_nesting(av: AttributeValue, what: str, above: int = 0) -> None:
                 stack.extend((child, level + 1) for child in raw)
 
 
-def check_item_size(item: Item, model: str, operation: str) -> None:
+def check_item_size(item: Item, model: str, operation: str) -> int:
     """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
-    would refuse."""
+    would refuse; return the item's size."""
     for name, av in item.items():
         if "M" in av or "L" in av:
             check_nesting(av, f"{operation} {model}: attribute {name!r}")
@@ -814,6 +816,7 @@ def check_item_size(item: Item, model: str, operation: str) -> None:
             f"{MAX_ITEM_SIZE}; store large values elsewhere (S3) and keep a reference",
             size=size,
         )
+    return size
 
 
 # ---------------------------------------------------------------- DynamoDB JSON

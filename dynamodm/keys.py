@@ -36,9 +36,10 @@ def _first_error(exc: ValueError) -> str:
 
 def encode_field(model: type[Model], name: str, value: Any, *, validate: bool = True) -> Any:
     """A field value validated through the field's type and encoded as it is stored."""
-    if validate:
+    annotation = model.model_fields[name].annotation
+    if validate and not (annotation is str and type(value) is str):
         try:
-            value = _adapter(model.model_fields[name].annotation).validate_python(value)
+            value = _adapter(annotation).validate_python(value)
         except ValueError as exc:
             raise UsageError(
                 f"{model.__name__}: the value for {name!r} does not fit the field's type "

@@ -203,11 +203,11 @@ class TableSchema:
     entity: str | None = None
     entity_attribute: str = "_type"
 
-    @property
+    @cached_property
     def table_keys(self) -> tuple[KeyAttribute, ...]:
         return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
 
-    @property
+    @cached_property
     def key_fields(self) -> tuple[str, ...]:
         """The fields the table key is made of (a template's fields when computed)."""
         names: list[str] = []
@@ -217,7 +217,7 @@ class TableSchema:
                     names.append(name)
         return tuple(names)
 
-    @property
+    @cached_property
     def templates(self) -> tuple[Template, ...]:
         """Every computed key attribute of the table and its indexes."""
         found: dict[str, Template] = {}
@@ -226,7 +226,7 @@ class TableSchema:
                 found[key.attribute] = key.template
         return tuple(found.values())
 
-    @property
+    @cached_property
     def computed_attributes(self) -> frozenset[str]:
         """Attributes the library writes that are not fields (templates, entity)."""
         names = {t.attribute for t in self.templates}
@@ -244,6 +244,10 @@ class TableSchema:
 
     def key_attributes(self) -> dict[str, KeyAttribute]:
         """Every key attribute of the table and its indexes, by wire name."""
+        return self._key_attributes
+
+    @cached_property
+    def _key_attributes(self) -> dict[str, KeyAttribute]:
         found = {self.hash_key.attribute: self.hash_key}
         if self.range_key is not None:
             found[self.range_key.attribute] = self.range_key

@@ -11,11 +11,13 @@ import base64
 import hashlib
 import hmac
 import os
+import re
+import time
 import urllib.request
 import zlib
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -116,6 +118,7 @@ class BotocoreTransport:
 # ---------------------------------------------------------------- the fast transport
 
 _TARGET = "DynamoDB_20120810."
+_BINARY = re.compile(rb'"BS?"\s*:')  # a B or BS value somewhere in a response
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
@@ -162,6 +165,8 @@ class SigV4Signer:
         self.host = host
         self.path = path or "/"
         self._keys: dict[tuple[str, str], bytes] = {}
+        self._second = -1
+        self._amz_date = ""
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         cached = self._keys.get((secret, day))
@@ -182,8 +187,14 @@ class SigV4Signer:
         token: str | None,
         now: datetime | None = None,
     ) -> dict[str, str]:
-        moment = now or datetime.now(UTC)
-        amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+        if now is None:
+            second = int(time.time())
+            if second != self._second:
+                self._second = second
+                self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            amz_date = self._amz_date
+        else:
+            amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         day = amz_date[:8]
         canonical = [
             f"content-type:{_CONTENT_TYPE}",
@@ -350,7 +361,7 @@ class HttpTransport:
             if status == 200:
                 raise TransportError("the response was not DynamoDB JSON", sent=True)
             data = {}
-        if b'"B' in payload:
+        if _BINARY.search(payload):
             _decode_binary(data)
         if status == 200:
             result: Response = data

@@ -165,8 +165,8 @@ def plan_put(
         )
     user = as_condition(condition, "condition") if condition is not None else None
     item = encode_for_put(instance, operation)
-    now = _utcnow()
-    if schema.updated_at:
+    now = _utcnow() if schema.updated_at else None
+    if now is not None and schema.updated_at:
         item[_attribute(model, schema.updated_at)] = {"S": format_datetime(now)}
     version = getattr(instance, schema.version) if schema.version else None
     if version is not None and schema.version:
@@ -197,7 +197,7 @@ def plan_put(
     _render(body, full)
 
     def apply(_: Item | None) -> None:
-        if schema.updated_at:
+        if now is not None and schema.updated_at:
             instance.__dict__[schema.updated_at] = now
         if version is not None and schema.version:
             instance.__dict__[schema.version] = version + 1
