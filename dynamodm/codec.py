@@ -14,7 +14,7 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import Mapping, MutableSet, Sequence, Set
+from collections.abc import Callable, Mapping, MutableSet, Sequence, Set
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
@@ -554,6 +554,7 @@ class ModelCodec(Codec):
         self.fields: list[FieldSpec] = []
         self.by_name: dict[str, FieldSpec] = {}
         self.by_attribute: dict[str, FieldSpec] = {}
+        self.decoders: dict[str, Callable[[AttributeValue], Any]] = {}
         self.empty_sets: list[str] = []
 
     def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
@@ -565,6 +566,7 @@ class ModelCodec(Codec):
             self.fields.append(spec)
             self.by_name[name] = spec
             self.by_attribute[attribute] = spec
+            self.decoders[attribute] = codec.decode
             inner = codec.inner if isinstance(codec, _Nullable) else codec
             if isinstance(inner, _Set | _AnySet) and not omit_none:
                 # An empty set is stored as no attribute; a missing one reads back empty.
@@ -610,15 +612,13 @@ class ModelCodec(Codec):
         """
         data: dict[str, Any] = {}
         extra: Item = {}
-        by_attribute = self.by_attribute
+        decoders = self.decoders
         for attribute, av in item.items():
-            spec = by_attribute.get(attribute)
-            if spec is None:
+            decode = decoders.get(attribute)
+            if decode is None:
                 extra[attribute] = av
-            elif "NULL" in av:
-                data[attribute] = None
             else:
-                data[attribute] = spec.codec.decode(av)
+                data[attribute] = decode(av)  # every decoder reads NULL as None
         if not partial:
             for attribute in self.empty_sets:
                 if attribute not in item:
