@@ -14,6 +14,8 @@ from servers import ServerHandle, start_dynalite, start_moto
 
 import dynamodm as dm
 
+pytest_plugins = ["pytester"]
+
 STARTERS: dict[str, Callable[[], ServerHandle]] = {
     "moto": start_moto,
     "dynalite": start_dynalite,
