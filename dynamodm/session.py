@@ -33,6 +33,7 @@ from .expressions import (
 )
 from .model import set_state
 from .observe import Listener, RequestEvent, active_dry_run, log_event
+from .observe import logger as request_logger
 from .query import DEFAULT_CURSOR_KEY
 from .retry import RetryPolicy
 from .schema import StreamView
@@ -275,7 +276,7 @@ class Session:
             attempts += 1
             return await transport.send(operation, request)
 
-        observed = bool(self._listeners) or logger.isEnabledFor(logging.DEBUG)
+        observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if observed else 0.0
         what = f"{operation} on {table!r}" if table else operation
         try:
