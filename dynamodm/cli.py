@@ -45,6 +45,7 @@ from .batch import batch_write
 from .codec import Item, item_from_json
 from .errors import (
     ConditionFailed,
+    ConfigurationError,
     DynamoDMError,
     ItemTooLarge,
     ServiceError,
@@ -471,6 +472,86 @@ def tables_describe(
             f"{len(missing)} of the registry's tables do not exist ({', '.join(missing)}); "
             "create them with `dynamodm tables create`"
         )
+
+
+@tables_app.command("check")
+def tables_check(
+    registry: RegistryArg,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    prefix: PrefixOption = None,
+) -> None:
+    """Compare the live tables with the registry's models; exit 1 listing every difference
+    (missing tables or indexes, other keys or types, TTL or stream off)."""
+    loaded = load_registry(registry)
+
+    async def check() -> list[str]:
+        async with _connect(endpoint_url, region, prefix) as db:
+            _tables_of(db, loaded)
+            try:
+                await db.check_tables(*loaded.models)
+            except ConfigurationError as error:
+                if not error.differences:
+                    raise
+                return [str(difference) for difference in error.differences]
+            return []
+
+    differences = _run(check())
+    for line in differences:
+        typer.echo(line)
+    if differences:
+        _fail(f"{len(differences)} differences between the tables and the models")
+    typer.echo(f"{len(loaded.models)} models: every table matches")
+
+
+@tables_app.command("pitr")
+def tables_pitr(
+    registry: RegistryArg,
+    disable: Annotated[
+        bool, typer.Option("--disable", help="Turn point-in-time recovery off.")
+    ] = False,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    prefix: PrefixOption = None,
+) -> None:
+    """Turn point-in-time recovery on (or off) for every table of the registry."""
+    loaded = load_registry(registry)
+
+    async def pitr() -> list[tuple[str, bool]]:
+        async with _connect(endpoint_url, region, prefix) as db:
+            first_model = {db.table_name(m): m for m in reversed(loaded.models)}
+            return [
+                (name, await db.enable_point_in_time_recovery(model, enabled=not disable))
+                for name, model in first_model.items()
+            ]
+
+    for name, enabled in _run(pitr()):
+        typer.echo(f"{name}: point-in-time recovery {'on' if enabled else 'off'}")
+
+
+@tables_app.command("backup")
+def tables_backup(
+    model: ModelArg,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Backup name; without it, list the model's backups."),
+    ] = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    prefix: PrefixOption = None,
+) -> None:
+    """Create an on-demand backup of a model's table, or list its backups."""
+    loaded = load_model(model)
+
+    async def backup() -> list[str]:
+        async with _connect(endpoint_url, region, prefix) as db:
+            if name is not None:
+                made = await db.create_backup(loaded, name)
+                return [f"{made.name}: {made.status} {made.arn}"]
+            return [f"{b.name}: {b.status} {b.arn}" for b in await db.list_backups(loaded)]
+
+    for line in _run(backup()):
+        typer.echo(line)
 
 
 @tables_app.command("delete")
