@@ -22,6 +22,7 @@ from .expressions import (
     Comparison,
     Condition,
     ConditionLike,
+    In,
     Path,
     Renderer,
     Value,
@@ -149,9 +150,9 @@ class Query(Generic[M]):
                 self._check_filter(condition)
             filters.append(condition)
         if entities is not None:
-            filters.append(_OneOf(schema.entity_attribute, entities))
+            filters.append(_one_of(self.model, schema.entity_attribute, entities))
         elif schema.entity is not None and self._projects(schema.entity_attribute):
-            filters.append(_Compare("=", schema.entity_attribute, {"S": schema.entity}))
+            filters.append(_compare(self.model, "=", schema.entity_attribute, {"S": schema.entity}))
         combined = all_of(filters)
         if combined is not None:
             request["FilterExpression"] = combined.render(renderer)
@@ -235,8 +236,8 @@ class Query(Generic[M]):
             prefix += keys.field_text(model, placeholder, value)
         if range_condition is None:
             if open_field is None:
-                return _Compare("=", attribute, {"S": prefix}), None
-            return (_Begins(attribute, prefix) if prefix else None), None
+                return _compare(self.model, "=", attribute, {"S": prefix}), None
+            return (_begins(model, attribute, prefix) if prefix else None), None
         condition = as_condition(range_condition, "range_condition")
         subject, op, values = _range_parts(condition)
         if open_field is None or subject is None or subject.nested or (subject.root != open_field):
@@ -248,28 +249,28 @@ class Query(Generic[M]):
             )
         top = "\U0010ffff"
         if op == "begins_with":
-            return _Begins(attribute, prefix + str(values[0])), None
+            return _begins(model, attribute, prefix + str(values[0])), None
         texts = [keys.field_text(model, open_field, v) for v in values]
         key_condition: Condition
         if op == "=":
-            key_condition = _Begins(attribute, prefix + texts[0] + separator)
+            key_condition = _begins(model, attribute, prefix + texts[0] + separator)
         elif op in ("<", "<="):
             high = prefix + texts[0] + separator + top
             key_condition = (
-                _Between(attribute, prefix, high)
+                _between(model, attribute, prefix, high)
                 if prefix
-                else _Compare("<=", attribute, {"S": high})
+                else _compare(self.model, "<=", attribute, {"S": high})
             )
         elif op in (">", ">="):
             low = prefix + texts[0]
             key_condition = (
-                _Between(attribute, low, prefix + top)
+                _between(model, attribute, low, prefix + top)
                 if prefix
-                else _Compare(">=", attribute, {"S": low})
+                else _compare(self.model, ">=", attribute, {"S": low})
             )
         else:
-            key_condition = _Between(
-                attribute, prefix + texts[0], prefix + texts[1] + separator + top
+            key_condition = _between(
+                model, attribute, prefix + texts[0], prefix + texts[1] + separator + top
             )
         field_attribute = self.model.__dm_codec__.by_name[open_field].attribute
         return key_condition, (condition if self._projects(field_attribute) else None)
@@ -581,42 +582,22 @@ class Query(Generic[M]):
         return start
 
 
-class _Compare(Condition):
+def _compare(model: type[Model], op: str, attribute: str, av: dict[str, Any]) -> Condition:
     """``#attribute op :value`` on an attribute by wire name (computed keys, entity)."""
-
-    def __init__(self, op: str, attribute: str, av: dict[str, Any]) -> None:
-        self.op, self.attribute, self.av = op, attribute, av
-
-    def render(self, r: Renderer) -> str:
-        return f"{r.name(self.attribute)} {self.op} {r.value(self.av)}"
+    return Comparison(op, keys.attribute_path(model, attribute), Value(av))
 
 
-class _OneOf(Condition):
-    def __init__(self, attribute: str, values: Sequence[str]) -> None:
-        self.attribute, self.values = attribute, values
-
-    def render(self, r: Renderer) -> str:
-        listed = ", ".join(r.value({"S": v}) for v in self.values)
-        return f"{r.name(self.attribute)} IN ({listed})"
+def _begins(model: type[Model], attribute: str, prefix: str) -> Condition:
+    return BeginsWith(keys.attribute_path(model, attribute), Value({"S": prefix}))
 
 
-class _Begins(Condition):
-    def __init__(self, attribute: str, prefix: str) -> None:
-        self.attribute, self.prefix = attribute, prefix
-
-    def render(self, r: Renderer) -> str:
-        return f"begins_with({r.name(self.attribute)}, {r.value({'S': self.prefix})})"
+def _between(model: type[Model], attribute: str, low: str, high: str) -> Condition:
+    path = keys.attribute_path(model, attribute)
+    return Between(path, Value({"S": low}), Value({"S": high}))
 
 
-class _Between(Condition):
-    def __init__(self, attribute: str, low: str, high: str) -> None:
-        self.attribute, self.low, self.high = attribute, low, high
-
-    def render(self, r: Renderer) -> str:
-        return (
-            f"{r.name(self.attribute)} BETWEEN {r.value({'S': self.low})} "
-            f"AND {r.value({'S': self.high})}"
-        )
+def _one_of(model: type[Model], attribute: str, values: Sequence[str]) -> Condition:
+    return In(keys.attribute_path(model, attribute), tuple(Value({"S": v}) for v in values))
 
 
 def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]]:

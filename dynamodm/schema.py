@@ -82,8 +82,6 @@ TTL = _TTLMarker("TTL")
 CreatedAt = Marker("CreatedAt")
 UpdatedAt = Marker("UpdatedAt")
 
-MARKERS = (HashKey, RangeKey, Version, TTL, CreatedAt, UpdatedAt)
-
 Projection = Literal["ALL", "KEYS_ONLY"] | Sequence[str]
 """``"ALL"`` (default), ``"KEYS_ONLY"``, or the field names to INCLUDE."""
 

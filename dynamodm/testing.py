@@ -73,4 +73,3 @@ else:
         """An open session with a fresh table prefix and the tables of dynamodm_models."""
         async for db in _session(dynamodm_endpoint, dynamodm_models):
             yield db
-

@@ -29,6 +29,7 @@ from .expressions import (
     Action,
     AddAction,
     Arithmetic,
+    Comparison,
     Condition,
     ConditionLike,
     IfNotExists,
@@ -137,19 +138,8 @@ def _unique_checks(
     checks: list[Condition | None] = []
     for name, av in stored.items():
         path = _path(model, name)
-        checks.append(path.not_exists() if av is None else _Equals(path, av))
+        checks.append(path.not_exists() if av is None else Comparison("=", path, Value(av)))
     return all_of(checks)
-
-
-class _Equals(Condition):
-    """``path = :value`` with an already encoded value."""
-
-    def __init__(self, path: Path[Any], av: AttributeValue) -> None:
-        self.path = path
-        self.av = av
-
-    def render(self, r: Renderer) -> str:
-        return f"{self.path.render(r)} = {r.value(self.av)}"
 
 
 def plan_put(
