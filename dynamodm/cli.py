@@ -55,7 +55,8 @@ from .errors import (
 from .local import LocalServer
 from .model import Model
 from .registry import Registry
-from .session import LOCAL_CREDENTIALS, Session, connect
+from .session import Session, connect
+from .transport import LOCAL_CREDENTIALS
 
 T = TypeVar("T")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import time
@@ -12,9 +11,6 @@ from contextvars import ContextVar, Token
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlparse
-
-import aioboto3
 
 from . import batch, hooks, keys, tables, unique, writes
 from .codec import Item
@@ -37,9 +33,18 @@ from .observe import logger as request_logger
 from .query import DEFAULT_CURSOR_KEY
 from .retry import RetryPolicy
 from .schema import StreamView
-from .transport import BotocoreTransport, HttpTransport, Request, Response, Transport
+from .transport import (
+    BotocoreTransport,
+    HttpTransport,
+    Request,
+    Response,
+    Transport,
+    open_transport,
+)
 
 if TYPE_CHECKING:
+    import aioboto3
+
     from .model import Model
 
 M = TypeVar("M", bound="Model")
@@ -65,7 +70,6 @@ _CAPACITY_OPERATIONS = frozenset(
     }
 )
 
-LOCAL_CREDENTIALS = ("dynamodm-local", "dynamodm-local")
 
 
 def current_session(explicit: Session | None = None) -> Session:
@@ -89,18 +93,6 @@ def _env(*names: str) -> str | None:
         if value:
             return value
     return None
-
-
-def _is_loopback(endpoint_url: str | None) -> bool:
-    if not endpoint_url:
-        return False
-    host = urlparse(endpoint_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Session:
@@ -135,7 +127,7 @@ class Session:
         self.table_prefix = (
             table_prefix if table_prefix is not None else _env("DYNAMODB_TABLE_PREFIX") or ""
         )
-        self.region = region or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+        self.region = region
         self.retry = retry or RetryPolicy()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -160,23 +152,11 @@ class Session:
         """Open the connection (``async with`` does this for you)."""
         if self._transport is not None:
             raise UsageError("this session is already open")
-        local = _is_loopback(self.endpoint_url)
-        boto_session = self._boto_session
-        if boto_session is None:
-            if local and not (_env("AWS_ACCESS_KEY_ID") or _env("AWS_PROFILE")):
-                key, secret = LOCAL_CREDENTIALS
-                boto_session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
-            else:
-                boto_session = aioboto3.Session()
-        region = self.region or boto_session.region_name or ("us-east-1" if local else None)
-        if region is None:
-            raise ConfigurationError("no AWS region: pass dm.connect(region=...) or set AWS_REGION")
-        self.region = region
-        opener = HttpTransport if self.transport_name == "http" else BotocoreTransport
-        self._transport = await opener.open(
-            boto_session,
-            region=region,
+        self._transport, self.region = await open_transport(
+            self.transport_name,
+            region=self.region,
             endpoint_url=self.endpoint_url,
+            boto_session=self._boto_session,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             max_connections=self.max_connections,

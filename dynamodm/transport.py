@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
 import re
 import time
@@ -38,6 +39,9 @@ from .errors import ServiceError, TransportError
 
 Request = dict[str, Any]
 Response = dict[str, Any]
+
+
+LOCAL_CREDENTIALS = ("dynamodm-local", "dynamodm-local")
 
 
 class Transport(Protocol):
@@ -378,3 +382,73 @@ class HttpTransport:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+# ---------------------------------------------------------------- opening
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    """Whether an endpoint URL names this machine (the embedded or a local server)."""
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def open_transport(
+    kind: str,
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    boto_session: Any,
+    connect_timeout: float,
+    read_timeout: float,
+    max_connections: int,
+) -> tuple[Transport, str]:
+    """Open a transport (``"http"`` or ``"botocore"``) and return it with the region used.
+
+    Against a loopback endpoint with no credentials configured, dummy credentials and
+    us-east-1 are used so that the embedded server works on a fresh machine.
+    """
+    import aioboto3
+
+    local = is_loopback(endpoint_url)
+    # Precedence as in every AWS SDK: region=, the region of a session passed in, then
+    # AWS_REGION, AWS_DEFAULT_REGION and the profile.
+    if boto_session is not None:
+        region = region or boto_session.region_name
+    region = region or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+    if boto_session is None:
+        if local and not (_env("AWS_ACCESS_KEY_ID") or _env("AWS_PROFILE")):
+            key, secret = LOCAL_CREDENTIALS
+            boto_session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
+        else:
+            boto_session = aioboto3.Session()
+    region = region or boto_session.region_name or ("us-east-1" if local else None)
+    if region is None:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError("no AWS region: pass dm.connect(region=...) or set AWS_REGION")
+    opener = HttpTransport if kind == "http" else BotocoreTransport
+    transport = await opener.open(
+        boto_session,
+        region=region,
+        endpoint_url=endpoint_url,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_connections=max_connections,
+    )
+    return transport, region
