@@ -57,6 +57,7 @@ class _Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._at_exit = False
+        self._calls: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
 
     def loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
@@ -102,8 +103,8 @@ class _Runner:
         self._loop = self._thread = None
 
     def shutdown(self) -> None:
-        """Cancel what still runs on the loop, close its sessions and stop it, in bounded
-        time (registered with atexit when the loop starts)."""
+        """Close the loop's sessions and stop it, in bounded time (registered with atexit
+        when the loop starts)."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
@@ -111,7 +112,7 @@ class _Runner:
             return
         if thread is threading.current_thread():
             return  # cannot wait for the loop from its own thread
-        done = asyncio.run_coroutine_threadsafe(_wind_down(), loop)
+        done = asyncio.run_coroutine_threadsafe(_wind_down(self._calls), loop)
         try:
             done.result(_EXIT_TIMEOUT + 1.0)
         except Exception as error:  # the process is ending: report and carry on
@@ -129,6 +130,8 @@ class _Runner:
         def start() -> None:
             task = loop.create_task(coro, context=context)
             tasks.append(task)
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
             task.add_done_callback(functools.partial(_settle, outcome))
 
         def abandon() -> None:
@@ -166,21 +169,30 @@ def _settle(outcome: concurrent.futures.Future[T], task: asyncio.Task[T]) -> Non
         outcome.set_result(task.result())
 
 
-async def _wind_down() -> None:
-    """Cancel the tasks still running on this loop, then close every session open on it."""
+async def _wind_down(calls: set[asyncio.Task[Any]]) -> None:
+    """At exit: cancel the calls still running (their callers, daemon threads, will never
+    see a result), close every session open on this loop, then cancel what else runs."""
+    step = _EXIT_TIMEOUT / 3
+    await _cancel(set(calls), step)
+    try:
+        async with asyncio.timeout(step):
+            for _ in range(_EXIT_MAX_SESSIONS):
+                try:
+                    session = current_session()  # the latest session open on this loop
+                except ConfigurationError:
+                    break
+                await session.close()
+    except TimeoutError:
+        logger.warning("dynamodm: sessions were still closing at exit after %g s", step)
     this = asyncio.current_task()
-    others = [task for task in asyncio.all_tasks() if task is not this]
-    for task in others:
+    await _cancel({task for task in asyncio.all_tasks() if task is not this}, step)
+
+
+async def _cancel(tasks: set[asyncio.Task[Any]], grace: float) -> None:
+    for task in tasks:
         task.cancel()
-    if others:
-        await asyncio.wait(others, timeout=_EXIT_TIMEOUT / 2)
-    async with asyncio.timeout(_EXIT_TIMEOUT / 2):
-        for _ in range(_EXIT_MAX_SESSIONS):
-            try:
-                session = current_session()  # the latest session open on this loop
-            except ConfigurationError:
-                return
-            await session.close()
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace)
 
 
 _runner = _Runner()
