@@ -2,50 +2,97 @@
 
 For development and tests only. moto keeps its tables in this process's memory,
 shared by every server started in the process, and gone when it exits.
+
+moto's request handlers are not thread-safe, and its threaded server runs them side by
+side: concurrent UpdateItems lose increments and version bumps, and a cancelled
+transaction restores tables it copied, erasing writes made meanwhile. DynamoDB applies
+each request atomically, and so does this server: connections are served on threads,
+but moto handles one request at a time, for every server in the process, since they
+share moto's state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from werkzeug.serving import BaseWSGIServer
 
 __all__ = ["LocalServer", "start_local_server"]
 
 _MOTO_MISSING = "the embedded server needs moto: pip install 'dynamodm[local]'"
 _READY_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+_POLL_INTERVAL = 0.05
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
 
+# One lock for the process: every embedded server shares moto's backends.
+_MOTO_LOCK = threading.Lock()
 
-def _free_port(host: str) -> int:
-    """A port on `host` that nothing listens on right now."""
+
+class _OneRequestAtATime:
+    """A WSGI app that lets `app` handle one request at a time.
+
+    The request body is read before taking the lock and the response is sent after
+    releasing it, so a slow or stalled client never holds up the others."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        environ["wsgi.input"] = io.BytesIO(_read_body(environ))
+        with _MOTO_LOCK:
+            response = self._app(environ, start_response)
+            try:
+                return [b"".join(response)]
+            finally:
+                _close(response)
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    """The whole request body: Content-Length bytes, or up to the end of a chunked body."""
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):
+        body: bytes = stream.read()
+        return body
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return b""
+    return stream.read(length) if length > 0 else b""
+
+
+def _close(response: Iterable[bytes]) -> None:
+    close = getattr(response, "close", None)
+    if close is not None:
+        close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on `host:port` (port 0: a free one), or a clear OSError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _check_bindable(host: str, port: int) -> None:
-    """Raise a clear OSError now if `host:port` cannot be listened on."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise OSError(
-                exc.errno, f"the embedded server cannot listen on {host}:{port}: {exc.strerror}"
-            ) from exc
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"the embedded server cannot listen on {host}:{port}: {exc.strerror}"
+        ) from exc
+    return sock
 
 
 def _answers_http(url: str, timeout: float) -> bool:
@@ -61,7 +108,8 @@ def _answers_http(url: str, timeout: float) -> bool:
 
 
 class LocalServer:
-    """moto's DynamoDB on `host:port` (a free loopback port by default)."""
+    """moto's DynamoDB on `host:port` (a free loopback port by default), applying each
+    request atomically, as DynamoDB does."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         if host in _WILDCARD_HOSTS:
@@ -72,7 +120,8 @@ class LocalServer:
         self._host = host
         self._requested_port = port
         self._port: int | None = None
-        self._server: ThreadedMotoServer | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def host(self) -> str:
@@ -102,30 +151,40 @@ class LocalServer:
         if self._server is not None:
             return self
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+            from werkzeug.serving import make_server
         except ImportError as exc:
             raise ImportError(_MOTO_MISSING) from exc
 
-        port = self._requested_port
-        if port is None:
-            port = _free_port(self._host)
-        else:
-            _check_bindable(self._host, port)
         # werkzeug logs every request to stderr by default; keep the embedded server quiet.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=self._host, port=port, verbose=False)
-        deadline = time.monotonic() + _READY_TIMEOUT
-        # ThreadedMotoServer.start() waits forever if its thread cannot bind:
-        # call it from a helper thread so the wait is bounded.
-        starter = threading.Thread(target=server.start, name="dynamodm-local-start", daemon=True)
-        starter.start()
-        starter.join(_READY_TIMEOUT)
-        if starter.is_alive():
-            raise RuntimeError(
-                f"the embedded server could not listen on {self._host}:{port} "
-                f"within {_READY_TIMEOUT:g} s (is the port in use?)"
+        app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        # Bind here rather than in werkzeug, which exits the process when it cannot.
+        with _listen(self._host, self._requested_port or 0) as listening:
+            port: int = listening.getsockname()[1]
+            # A thread per connection. werkzeug closes every connection after its
+            # response (its socket handling cannot keep one alive), as moto's servers do.
+            server = make_server(
+                self._host,
+                port,
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listening.fileno(),
             )
-        self._server, self._port = server, port
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL},
+            name=f"dynamodm-local-{port}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread, self._port = server, thread, port
+        deadline = time.monotonic() + _READY_TIMEOUT
         while not _answers_http(self.endpoint_url + "/", timeout=1.0):
             if time.monotonic() >= deadline:
                 self.stop()
@@ -133,14 +192,18 @@ class LocalServer:
                     f"the embedded server on {self._host}:{port} did not answer HTTP "
                     f"within {_READY_TIMEOUT:g} s"
                 )
-            time.sleep(0.05)
+            time.sleep(_POLL_INTERVAL)
         return self
 
     def stop(self) -> None:
         """Stop the server and free its port; does nothing if it is not running."""
-        server, self._server, self._port = self._server, None, None
+        server, thread = self._server, self._thread
+        self._server, self._thread, self._port = None, None, None
         if server is not None:
-            server.stop()
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(_STOP_TIMEOUT)
 
     def __enter__(self) -> LocalServer:
         return self.start()

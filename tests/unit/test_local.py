@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import errno
+import json
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -98,6 +102,45 @@ def test_refuses_wildcard_addresses(host: str) -> None:
 
 
 def test_missing_moto_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "moto.server", None)
+    monkeypatch.setitem(sys.modules, "moto.moto_server.werkzeug_app", None)
     with pytest.raises(ImportError, match=r"pip install 'dynamodm\[local\]'"):
         LocalServer().start()
+
+
+def test_a_client_stalled_mid_body_does_not_hold_up_others() -> None:
+    with (
+        LocalServer() as server,
+        socket.create_connection(("127.0.0.1", server.port), 5) as stalled,
+    ):
+        # Headers promise 100 bytes; only 10 come. moto must not wait for them under its lock.
+        stalled.sendall(
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 100\r\n\r\n{}        "
+        )
+        started = time.monotonic()
+        request = urllib.request.Request(
+            server.endpoint_url + "/",
+            data=b"{}",
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": "DynamoDB_20120810.ListTables",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=x/20250101/us-east-1/dynamodb/"
+                "aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=5) as response:
+            assert "TableNames" in json.loads(response.read())
+        assert time.monotonic() - started < 5
+
+
+def test_importing_dynamodm_and_its_pytest_plugin_does_not_load_moto() -> None:
+    code = (
+        "import sys, dynamodm, dynamodm.testing, dynamodm.local\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('moto', 'werkzeug'))\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
