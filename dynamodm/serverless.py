@@ -417,32 +417,36 @@ class StreamHandler:
             try:
                 changes = parse_stream([record], table_prefix=prefix, registry=self._registry)
             except (ValidationError, UsageError) as error:
-                return _failed(record, error)
+                return _failed(record, error, reading=True)
             for change in changes:
                 await self._shared.opened()
                 try:
                     await self._func(change)
                 except Exception as error:
-                    return _failed(record, error)
+                    return _failed(record, error, reading=False)
         return {"batchItemFailures": []}
 
 
-def _failed(record: Any, error: Exception) -> dict[str, list[dict[str, str]]]:
-    """Lambda's partial batch response: retry from this record (it and every later one)."""
+def _failed(record: Any, error: Exception, *, reading: bool) -> dict[str, list[dict[str, str]]]:
+    """Lambda's partial batch response: retry from this record (it and every later one).
+    ``reading``: the record could not be read, else the handler's function raised."""
     body = record.get("dynamodb") if isinstance(record, Mapping) else None
     sequence = body.get("SequenceNumber") if isinstance(body, Mapping) else None
     if not sequence:
         raise error  # nothing to name: the whole batch fails and is retried
     if isinstance(error, ValidationError):
-        # Pydantic's message quotes the item's values: log where it failed, not what.
+        # Pydantic's message quotes the values: log where validation failed, not what.
         where = ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
-        logger.warning("stream record %s does not validate (fields: %s)", sequence, where)
+        what = "does not validate" if reading else "failed: ValidationError"
+        logger.warning("stream record %s %s (fields: %s)", sequence, what, where)
+    elif reading:
+        logger.warning("stream record %s cannot be read: %s", sequence, error)
     else:
         logger.warning(
             "stream record %s failed: %s; Lambda retries from it",
             sequence,
             type(error).__name__,
-            exc_info=not isinstance(error, UsageError),
+            exc_info=error,
         )
     return {"batchItemFailures": [{"itemIdentifier": str(sequence)}]}
 
