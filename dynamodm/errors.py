@@ -15,20 +15,31 @@ if TYPE_CHECKING:
 class DynamoDMError(Exception):
     """Base class of every error dynamodm raises.
 
-    ``code`` and ``service_message`` keep what DynamoDB answered, when it answered.
+    ``code`` and ``service_message`` keep what DynamoDB answered, when it answered, and
+    ``request_id`` the ``x-amzn-RequestId`` of that answer (None when no answer came).
+    ``service_message`` is DynamoDB's free text, which can quote item values: it is never
+    part of ``str(error)``.
     """
 
     code: str | None = None
     service_message: str | None = None
+    request_id: str | None = None
 
     def __init__(
-        self, message: str, *, code: str | None = None, service_message: str | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        service_message: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         if service_message is not None:
             self.service_message = service_message
+        if request_id is not None:
+            self.request_id = request_id
 
 
 class ConfigurationError(DynamoDMError):
@@ -141,10 +152,14 @@ class ServiceError(DynamoDMError):
         service_message: str = "",
         status: int = 400,
         response: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        server_date: str | None = None,
     ) -> None:
-        super().__init__(message, code=code, service_message=service_message)
+        super().__init__(message, code=code, service_message=service_message, request_id=request_id)
         self.status = status
         self.response = response or {}
+        # The answer's Date header: how the fast transport learns the service's clock.
+        self.server_date = server_date
 
 
 class TransportError(DynamoDMError):
@@ -182,52 +197,101 @@ CREDENTIAL_CODES = frozenset(
     {"UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException"}
 )
 
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredTokenException", "ExpiredToken"})
+
+CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
+# InvalidSignatureException with one of these messages means the request's time, not
+# its signature, was refused: AWS allows 5 minutes between X-Amz-Date and its clock.
+CLOCK_SKEW_MESSAGES = ("Signature expired", "Signature not yet current")
+
+
+def is_clock_skew(code: str | None, service_message: str | None) -> bool:
+    """Whether DynamoDB refused a request because of the time it was signed at."""
+    if code in CLOCK_SKEW_CODES:
+        return True
+    return code == "InvalidSignatureException" and (service_message or "").startswith(
+        CLOCK_SKEW_MESSAGES
+    )
+
+
+def _answer(code: str, request_id: str | None) -> str:
+    """The code and request id for a message; never the service's free text, which can
+    quote item values (ValidationException, ConditionalCheckFailedException)."""
+    return f" ({code}, request id {request_id or 'unknown'})"
+
 
 def from_service(error: ServiceError, *, operation: str, table: str | None) -> DynamoDMError:
-    """Turn a service error into the library's error for that code."""
+    """Turn a service error into the library's error for that code.
+
+    Every error returned carries ``code``, ``service_message`` and ``request_id``; its
+    message has the code and request id but never the service message."""
     where = f"{operation} on table {table!r}" if table else operation
     code, text = error.code or "", error.service_message or ""
-    kwargs: dict[str, Any] = {"code": code, "service_message": text}
+    kwargs: dict[str, Any] = {
+        "code": code,
+        "service_message": text,
+        "request_id": error.request_id,
+    }
+    answer = _answer(code, error.request_id)
     if code == "ResourceNotFoundException":
         return TableNotFound(
             f"{where}: the table does not exist; create it with `await db.create_tables()` "
-            "or `dynamodm tables create`, and check the table prefix",
+            f"or `dynamodm tables create`, and check the table prefix{answer}",
             **kwargs,
         )
     if code == "ConditionalCheckFailedException":
         return ConditionFailed(
-            f"{where}: the condition did not hold", item=error.response.get("Item"), **kwargs
+            f"{where}: the condition did not hold{answer}",
+            item=error.response.get("Item"),
+            **kwargs,
         )
     if code == "TransactionCanceledException":
         return TransactionCanceled(
-            f"{where}: the transaction was cancelled",
+            f"{where}: the transaction was cancelled{answer}",
             reasons=error.response.get("CancellationReasons"),
             **kwargs,
         )
     if code in THROTTLING_CODES:
         return Throttled(
             f"{where}: throttled by DynamoDB until the retry budget ran out; "
-            "raise the table's capacity or slow down",
+            f"raise the table's capacity or slow down{answer}",
             **kwargs,
         )
     if code == "ValidationException" and "item size" in text.lower():
-        return ItemTooLarge(f"{where}: the item is larger than DynamoDB's 400 KB limit", **kwargs)
+        return ItemTooLarge(
+            f"{where}: the item is larger than DynamoDB's 400 KB limit{answer}", **kwargs
+        )
     if code == "UnknownOperationException":
         return ConfigurationError(
             f"{where}: this endpoint does not support {operation} (a local server such as "
-            "dynalite lacks transactions, TTL and streams); use moto or DynamoDB",
+            f"dynalite lacks transactions, TTL and streams); use moto or DynamoDB{answer}",
+            **kwargs,
+        )
+    if is_clock_skew(code, text):
+        return ConfigurationError(
+            f"{where}: DynamoDB refused the request's time: this machine's clock is more than "
+            "5 minutes away from DynamoDB's, even after correcting for the offset its answer "
+            f"showed; synchronise the clock (NTP, chrony, timedatectl){answer}",
+            **kwargs,
+        )
+    if code in EXPIRED_TOKEN_CODES:
+        return ConfigurationError(
+            f"{where}: the session token of the AWS credentials has expired; get fresh "
+            "credentials (`aws sso login`, assume the role again, or renew the token in "
+            f"the environment){answer}",
             **kwargs,
         )
     if code in CREDENTIAL_CODES:
         return ConfigurationError(
-            f"{where}: DynamoDB refused the credentials ({code}); check the AWS credentials "
-            "and region the session uses",
+            f"{where}: DynamoDB refused the credentials; check the AWS credentials "
+            f"and region the session uses{answer}",
             **kwargs,
         )
     return ServiceError(
-        f"{where} failed: {code}: {text}",
+        f"{where} failed{answer}",
         code=code,
         service_message=text,
         status=error.status,
         response=error.response,
+        request_id=error.request_id,
     )

@@ -13,12 +13,15 @@ import hmac
 import ipaddress
 import os
 import re
+import ssl
 import time
 import urllib.request
 import zlib
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
+from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -33,9 +36,10 @@ from botocore.exceptions import (
     HTTPClientError,
     ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
-from .errors import ServiceError, TransportError
+from .errors import ServiceError, TransportError, is_clock_skew
 
 Request = dict[str, Any]
 Response = dict[str, Any]
@@ -94,15 +98,25 @@ class BotocoreTransport:
             response = await method(**request)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+            metadata = exc.response.get("ResponseMetadata", {})
+            code = str(error.get("Code", "Unknown"))
+            request_id = metadata.get("RequestId") or None
             raise ServiceError(
-                f"{operation}: {error.get('Code')}",
-                code=str(error.get("Code", "Unknown")),
+                f"{operation}: {code} (request id {request_id or 'unknown'})",
+                code=code,
                 service_message=str(error.get("Message", "")),
-                status=int(status),
+                status=int(metadata.get("HTTPStatusCode", 400)),
                 response=exc.response,
+                request_id=request_id,
+                server_date=metadata.get("HTTPHeaders", {}).get("date"),
             ) from None
-        except (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError) as exc:
+        except (
+            EndpointConnectionError,
+            ConnectTimeoutError,
+            ProxyConnectionError,
+            # The TLS handshake failed (an untrusted certificate), before any request.
+            SSLError,
+        ) as exc:
             raise TransportError(
                 f"{type(exc).__name__}", sent=False, timeout=isinstance(exc, ConnectTimeoutError)
             ) from None
@@ -112,7 +126,10 @@ class BotocoreTransport:
             raise TransportError(type(exc).__name__, sent=True) from None
         except TimeoutError:
             raise TransportError("timeout", sent=True, timeout=True) from None
-        response.pop("ResponseMetadata", None)
+        # Only the request id is kept, as the fast transport does (see HttpTransport.send).
+        metadata = response.get("ResponseMetadata")
+        if metadata is not None:
+            response["ResponseMetadata"] = {"RequestId": metadata.get("RequestId")}
         return response
 
     async def close(self) -> None:
@@ -161,13 +178,78 @@ def _proxy_for(url: str) -> str | None:
     return proxies.get(parsed.scheme) or None
 
 
-class SigV4Signer:
-    """AWS Signature Version 4 for DynamoDB's JSON POST, with the signing key cached per day."""
+def endpoint_parts(url: str) -> tuple[str, str, str]:
+    """The URL to send to, the Host header aiohttp sends for it, and the path to sign.
 
-    def __init__(self, region: str, host: str, path: str = "/") -> None:
+    aiohttp sends the host lower-cased, without a trailing dot and without the scheme's
+    default port; botocore signs the same way (bar the dot). The URL is rewritten to
+    that spelling once, so that the signed host is the sent host however the endpoint
+    was written (``https://DynamoDB.eu-west-1.amazonaws.com.:443``)."""
+    parsed = urlparse(url)
+    name = (parsed.hostname or "").rstrip(".")
+    host = f"[{name}]" if ":" in name else name
+    port = parsed.port
+    if port is not None and port != {"http": 80, "https": 443}.get(parsed.scheme):
+        host = f"{host}:{port}"
+    path = parsed.path or "/"
+    return f"{parsed.scheme}://{host}{path}", host, path
+
+
+@cache
+def user_agent() -> str:
+    """``dynamodm/<version>``, sent by both transports (botocore's as user_agent_extra)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"dynamodm/{version('dynamodm')}"
+    except PackageNotFoundError:
+        return "dynamodm/0"
+
+
+def default_ca_bundle() -> str:
+    """The CA bundle botocore trusts when none is configured: certifi's, else its own."""
+    try:
+        import certifi
+    except ImportError:
+        from botocore.httpsession import DEFAULT_CA_BUNDLE
+
+        return str(DEFAULT_CA_BUNDLE)
+    return str(certifi.where())
+
+
+def ssl_context(verify: bool | str | None) -> ssl.SSLContext | bool:
+    """The trust store botocore would use for ``verify``: False turns verification off, a
+    path is a CA bundle (``ca_bundle`` in the profile, ``AWS_CA_BUNDLE``), and True or None
+    is certifi's bundle, as botocore does (not the system store)."""
+    if verify is False:
+        return False
+    bundle = verify if isinstance(verify, str) else default_ca_bundle()
+    return ssl.create_default_context(cafile=bundle)
+
+
+def _clock_offset(server_date: str | None, local: float) -> float | None:
+    """Seconds to add to this machine's clock to read the service's, from an HTTP Date."""
+    if not server_date:
+        return None
+    try:
+        return float(parsedate_to_datetime(server_date).timestamp()) - local
+    except (TypeError, ValueError):
+        return None
+
+
+class SigV4Signer:
+    """AWS Signature Version 4 for DynamoDB's JSON POST, with the signing key cached per day.
+
+    ``host`` is the Host header as sent (``endpoint_parts``) and is returned among the
+    headers, so what is signed is what is sent. ``offset`` is added to this machine's
+    clock: the transport sets it when the service refuses the request's time."""
+
+    def __init__(self, region: str, host: str, path: str = "/", service: str = "dynamodb") -> None:
         self.region = region
         self.host = host
         self.path = path or "/"
+        self.service = service
+        self.offset = 0.0
         self._keys: dict[tuple[str, str], bytes] = {}
         self._second = -1
         self._amz_date = ""
@@ -176,11 +258,18 @@ class SigV4Signer:
         cached = self._keys.get((secret, day))
         if cached is None:
             key = hmac.new(("AWS4" + secret).encode(), day.encode(), hashlib.sha256).digest()
-            for part in (self.region, "dynamodb", "aws4_request"):
+            for part in (self.region, self.service, "aws4_request"):
                 key = hmac.new(key, part.encode(), hashlib.sha256).digest()
             self._keys.clear()
             cached = self._keys[(secret, day)] = key
         return cached
+
+    def string_to_sign(self, amz_date: str, canonical_request: str) -> str:
+        """SigV4's string to sign for a canonical request signed at ``amz_date``."""
+        return (
+            f"AWS4-HMAC-SHA256\n{amz_date}\n{amz_date[:8]}/{self.region}/{self.service}/"
+            f"aws4_request\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+        )
 
     def headers(
         self,
@@ -192,7 +281,7 @@ class SigV4Signer:
         now: datetime | None = None,
     ) -> dict[str, str]:
         if now is None:
-            second = int(time.time())
+            second = int(time.time() + self.offset)
             if second != self._second:
                 self._second = second
                 self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
@@ -219,20 +308,19 @@ class SigV4Signer:
                 hashlib.sha256(body).hexdigest(),
             )
         )
-        scope = f"{day}/{self.region}/dynamodb/aws4_request"
-        to_sign = "\n".join(
-            ("AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(request.encode()).hexdigest())
-        )
         signature = hmac.new(
-            self._signing_key(secret, day), to_sign.encode(), hashlib.sha256
+            self._signing_key(secret, day),
+            self.string_to_sign(amz_date, request).encode(),
+            hashlib.sha256,
         ).hexdigest()
         headers = {
+            "Host": self.host,
             "Content-Type": _CONTENT_TYPE,
             "X-Amz-Date": amz_date,
             "X-Amz-Target": target,
             "Authorization": (
-                f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-                f"SignedHeaders={signed}, Signature={signature}"
+                f"AWS4-HMAC-SHA256 Credential={access_key}/{day}/{self.region}/"
+                f"{self.service}/aws4_request, SignedHeaders={signed}, Signature={signature}"
             ),
         }
         if token:
@@ -253,16 +341,25 @@ class HttpTransport:
         region: str,
         http: aiohttp.ClientSession,
         stack: AsyncExitStack,
+        verify: bool | str | None = None,
     ) -> None:
         self.client = client
         self._credentials = credentials
         self._http = http
         self._stack = stack
-        parsed = urlparse(endpoint_url)
-        self.url = endpoint_url
-        self._proxy = _proxy_for(endpoint_url)
-        self._signer = SigV4Signer(region, parsed.netloc, parsed.path or "/")
+        self.url, host, path = endpoint_parts(endpoint_url)
+        self._proxy = _proxy_for(self.url)
+        self._signer = SigV4Signer(region, host, path)
         self._targets: dict[str, str] = {}
+        if verify is None:
+            # The trust store botocore resolved for the same session: verify=, then
+            # AWS_CA_BUNDLE, the profile's ca_bundle, REQUESTS_CA_BUNDLE, then certifi.
+            endpoint = getattr(client, "_endpoint", None)
+            verify = getattr(getattr(endpoint, "http_session", None), "_verify", None)
+        self._ssl: ssl.SSLContext | bool = (
+            ssl_context(verify) if self.url.startswith("https:") else True
+        )
+        self._user_agent = user_agent()
 
     @classmethod
     async def open(
@@ -331,54 +428,83 @@ class HttpTransport:
         )
 
     async def send(self, operation: str, request: Request) -> Response:
+        """Send one request. A successful response carries the answer's request id as
+        ``response["ResponseMetadata"]["RequestId"]``, as botocore's do."""
         target = self._targets.get(operation)
         if target is None:
             target = self._targets[operation] = _TARGET + operation
         body = orjson.dumps(request, default=_b64_bytes)
-        frozen = await self._credentials.get_frozen_credentials()
-        headers = self._signer.headers(
-            target, body, frozen.access_key, frozen.secret_key, frozen.token
-        )
-        try:
-            async with self._http.post(
-                self.url, data=body, headers=headers, proxy=self._proxy
-            ) as answer:
-                payload = await answer.read()
-                status = answer.status
-                crc = answer.headers.get("x-amz-crc32")
-        except aiohttp.ClientConnectorError as exc:
-            raise TransportError(f"cannot connect: {exc.os_error}", sent=False) from None
-        except aiohttp.ConnectionTimeoutError:
-            raise TransportError("connect timeout", sent=False, timeout=True) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise TransportError("read timeout", sent=True, timeout=True) from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(type(exc).__name__, sent=True) from None
-        if crc is not None and zlib.crc32(payload) != int(crc):
-            raise TransportError("the response failed its CRC32 check", sent=True)
-        try:
-            data = orjson.loads(payload) if payload else {}
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            # An HTML error page from a server or a load balancer: judged by its status.
+        corrected = False
+        while True:
+            frozen = await self._credentials.get_frozen_credentials()
+            headers = self._signer.headers(
+                target, body, frozen.access_key, frozen.secret_key, frozen.token
+            )
+            headers["User-Agent"] = self._user_agent
+            try:
+                async with self._http.post(
+                    self.url, data=body, headers=headers, proxy=self._proxy, ssl=self._ssl
+                ) as answer:
+                    payload = await answer.read()
+                    status = answer.status
+                    answer_headers = answer.headers
+            except aiohttp.ClientHttpProxyError as exc:
+                # The proxy refused the CONNECT tunnel (407, 403...): nothing reached DynamoDB.
+                raise TransportError(
+                    f"the proxy refused the tunnel (HTTP {exc.status}); check HTTPS_PROXY "
+                    "and its credentials",
+                    sent=False,
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise TransportError(f"cannot connect: {exc.os_error}", sent=False) from None
+            except aiohttp.ConnectionTimeoutError:
+                raise TransportError("connect timeout", sent=False, timeout=True) from None
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise TransportError("read timeout", sent=True, timeout=True) from None
+            except aiohttp.ClientError as exc:
+                raise TransportError(type(exc).__name__, sent=True) from None
+            crc = answer_headers.get("x-amz-crc32")
+            if crc is not None and zlib.crc32(payload) != int(crc):
+                raise TransportError("the response failed its CRC32 check", sent=True)
+            try:
+                data = orjson.loads(payload) if payload else {}
+            except orjson.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict):
+                # An HTML error page from a server or a load balancer: judged by its status.
+                if status == 200:
+                    raise TransportError("the response was not DynamoDB JSON", sent=True)
+                data = {}
+            if _BINARY.search(payload):
+                _decode_binary(data)
+            request_id = answer_headers.get("x-amzn-RequestId")
             if status == 200:
-                raise TransportError("the response was not DynamoDB JSON", sent=True)
-            data = {}
-        if _BINARY.search(payload):
-            _decode_binary(data)
-        if status == 200:
-            result: Response = data
-            return result
-        kind = str(data.get("__type", "")).rpartition("#")[2] or f"HTTP{status}"
-        message = data.get("message") or data.get("Message") or ""
-        raise ServiceError(
-            f"{operation}: {kind}",
-            code=kind,
-            service_message=str(message),
-            status=status,
-            response=data,
-        )
+                # A new key on the parsed dict: the id travels without copying the body.
+                if request_id is not None:
+                    data["ResponseMetadata"] = {"RequestId": request_id}
+                result: Response = data
+                return result
+            kind = str(data.get("__type", "")).rpartition("#")[2] or f"HTTP{status}"
+            message = str(data.get("message") or data.get("Message") or "")
+            server_date = answer_headers.get("Date")
+            if not corrected and is_clock_skew(kind, message):
+                # DynamoDB refuses a request signed more than 5 minutes away from its clock,
+                # having done nothing. Its Date gives the offset: sign again with the
+                # corrected clock, once, and keep the offset for later requests.
+                offset = _clock_offset(server_date, time.time())
+                if offset is not None:
+                    self._signer.offset = offset
+                    corrected = True
+                    continue
+            raise ServiceError(
+                f"{operation}: {kind} (request id {request_id or 'unknown'})",
+                code=kind,
+                service_message=message,
+                status=status,
+                response=data,
+                request_id=request_id,
+                server_date=server_date,
+            )
 
     async def close(self) -> None:
         await self._stack.aclose()
