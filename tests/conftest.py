@@ -61,3 +61,29 @@ async def db(server: ServerHandle) -> AsyncIterator[dm.Session]:
         table_prefix=f"t{uuid4().hex[:10]}-",
     ) as session:
         yield session
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[object]:
+    """The stand-in for the real DynamoDB service (tests/standin.py), plain HTTP."""
+    from standin import StandIn
+
+    async with StandIn() as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def standin_ca(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A throw-away CA and a server certificate for the stand-in, made once per run."""
+    from standin import ThrowawayCA
+
+    return ThrowawayCA(tmp_path_factory.mktemp("standin-ca"), hosts=("dynamodb.standin.test",))
+
+
+@pytest.fixture
+async def standin_tls(standin_ca: object) -> AsyncIterator[object]:
+    """The stand-in serving TLS under ``standin_ca``."""
+    from standin import StandIn
+
+    async with StandIn(tls=standin_ca) as service:
+        yield service
