@@ -197,7 +197,7 @@ def endpoint_parts(url: str) -> tuple[str, str, str]:
 
 @cache
 def user_agent() -> str:
-    """``dynamodm/<version>``, sent by both transports (botocore's as user_agent_extra)."""
+    """``dynamodm/<version>`` (the version read once): the fast transport's User-Agent."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

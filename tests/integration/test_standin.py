@@ -174,6 +174,18 @@ async def test_fast_transport_sends_its_user_agent(standin: StandIn) -> None:
     assert standin.requests[-1].header("user-agent") == user_agent()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BotocoreTransport.open builds its Config without user_agent_extra=user_agent() "
+    "(not in this change)",
+)
+async def test_botocore_transport_adds_our_user_agent(standin: StandIn) -> None:
+    make_table(standin)
+    async with session(standin, "botocore") as db:
+        await Patient.get_or_none("p-1", session=db)
+    assert user_agent() in (standin.requests[-1].header("user-agent") or "").split()
+
+
 # ---------------------------------------------------------------- signatures and credentials
 
 
@@ -202,8 +214,6 @@ async def test_a_wrong_secret_is_refused_with_dynamodb_signature_error(
 @TRANSPORTS
 async def test_an_unknown_key_is_an_unrecognized_client(standin: StandIn, transport: Kind) -> None:
     make_table(standin)
-    standin.add_key("AKIDOTHER", "other-secret")
-    del standin.keys["AKIDOTHER"]  # known to the client, not to the service
     async with dm.connect(
         endpoint_url=standin.endpoint_url,
         boto_session=aioboto3.Session(
