@@ -25,7 +25,6 @@ from pydantic import ValidationError
 
 from .errors import ConfigurationError, UsageError
 from .registry import Registry
-from .schema import schema_of
 from .session import Session, connect, current_session
 from .streams import StreamChange, parse_stream
 
@@ -381,17 +380,11 @@ class StreamHandler:
         connect_kwargs: Mapping[str, Any],
     ) -> None:
         _check_async(func, "stream_handler", "f(change)")
-        self.models = tuple(models)
-        if not self.models:
-            raise UsageError(
-                "@dm.stream_handler(...) needs the models whose changes f handles, "
-                "e.g. @dm.stream_handler(Order)"
-            )
+        self.models = _check_models(models)
         # The models alone: records of other tables, or of other entity types of a
         # shared table, are skipped.
         self._registry = Registry(f"stream_handler {getattr(func, '__qualname__', func)}")
         for model in self.models:
-            schema_of(model)
             self._registry.register(model)
         self._func = func
         self._shared = _SharedSession(connect_kwargs, "stream_handler")
@@ -425,6 +418,22 @@ class StreamHandler:
                 except Exception as error:
                     return _failed(record, error, reading=False)
         return {"batchItemFailures": []}
+
+
+def _check_models(models: Iterable[type[Model]]) -> tuple[type[Model], ...]:
+    checked = tuple(models)
+    if not checked:
+        raise UsageError(
+            "@dm.stream_handler(...) needs the models whose changes f handles, "
+            "e.g. @dm.stream_handler(Order)"
+        )
+    for model in checked:
+        if getattr(model, "__dm_schema__", None) is None:
+            raise UsageError(
+                "@dm.stream_handler(...) takes models with a table (Meta.table); "
+                f"{getattr(model, '__name__', model)!r} is not one"
+            )
+    return checked
 
 
 def _failed(record: Any, error: Exception, *, reading: bool) -> dict[str, list[dict[str, str]]]:
@@ -474,6 +483,7 @@ def stream_handler(
     handed to ``f``, never for an event with none, and then kept; it makes no connection
     until ``f`` sends a request.
     """
+    _check_models(models)
     _check_connect_kwargs(connect_kwargs, "stream_handler")
 
     def decorate(func: StreamFunction) -> StreamHandler:
