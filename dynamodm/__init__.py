@@ -42,6 +42,7 @@ from .schema import (
     UpdatedAt,
     Version,
 )
+from .serverless import lambda_handler, run, stream_handler
 from .session import Session, connect
 from .streams import StreamChange, parse_stream
 from .tables import Backup, TableDescription, TableDifference, TimeToLive
@@ -109,9 +110,12 @@ __all__ = [
     "before",
     "connect",
     "dry_run",
+    "lambda_handler",
     "new_id",
     "parse_stream",
     "registry",
+    "run",
+    "stream_handler",
     "transact_get",
     "transaction",
 ]
