@@ -4,6 +4,7 @@
     python tests/benchmarks/run.py            # the full suite (5-10 minutes on 2 cores)
     python tests/benchmarks/run.py --quick    # smaller sizes, for development
     python tests/benchmarks/run.py --json results.json
+    python tests/benchmarks/run.py --cold     # cold start and warm Lambda invocations
 
 It starts dynalite on a free loopback port (installing it with npm if missing),
 loads the table, then runs each client in a process of its own, once per
@@ -31,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path[:0] = [str(HERE), str(REPO / "tests"), str(REPO)]
 
+import cold  # noqa: E402
 from clients import CLIENTS, Floor, missing_requirement  # noqa: E402
 from servers import DYNALITE_DIR, DYNALITE_VERSION, start_dynalite  # noqa: E402
 from workload import FULL, QUICK, TABLE_DEFINITION, Sizes, chunks, row  # noqa: E402
@@ -432,6 +434,37 @@ def profile(args: argparse.Namespace) -> None:
         server.stop()
 
 
+def cold_start(args: argparse.Namespace) -> None:
+    """Cold start in fresh processes (cold.py) against one dynalite server and one item."""
+    names = args.clients.split(",") if args.clients else list(cold.IMPORTS)
+    unknown = sorted(set(names) - set(cold.IMPORTS))
+    if unknown:
+        raise SystemExit(f"unknown clients {unknown}; choose from {', '.join(cold.IMPORTS)}")
+    measured = []
+    for name in names:
+        reason = cold.available(name)
+        if reason:
+            log(f"skipping {name}: {reason}")
+        else:
+            measured.append(name)
+    repetitions = max(5, args.repetitions or 7)
+    ensure_dynalite()
+    started = time.perf_counter()
+    server = start_dynalite()
+    try:
+        asyncio.run(load(server.endpoint_url, 0, 1, create=True))
+        data = cold.measure(server.endpoint_url, measured, repetitions, log)
+    finally:
+        server.stop()
+    print(cold.report(data))
+    print(
+        f"\n({time.perf_counter() - started:.0f} s; Python {platform.python_version()}, "
+        f"{platform.machine()}, revision {revision()})"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"revision": revision(), **data}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="dynamodm's benchmark suite")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for development")
@@ -446,7 +479,17 @@ def main() -> None:
         "--clients (default dynamodm-http), sampling the stack every 1 ms of CPU",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="profile length")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="instead of the suite: cold start (import, connect, first get) in fresh "
+        "processes and the warm overhead of @dm.lambda_handler; --clients from "
+        + ", ".join(cold.IMPORTS),
+    )
     args = parser.parse_args()
+    if args.cold:
+        cold_start(args)
+        return
     if args.profile:
         profile(args)
         return
