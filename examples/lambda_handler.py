@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
+import sys
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -227,6 +229,8 @@ async def _message(reader: asyncio.StreamReader) -> bytes:
 
 
 def main() -> None:
+    # Lambda sends what a function logs to CloudWatch; here, to stdout with the rest.
+    logging.basicConfig(stream=sys.stdout, format="  %(name)-14s %(levelname)s: %(message)s")
     print("dynamodm Lambda handlers")
     endpoint_url = os.environ.get("DYNAMODB_ENDPOINT_URL")
     if endpoint_url:
