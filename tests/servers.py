@@ -71,7 +71,8 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_moto() -> ServerHandle:
-    """moto in server mode, in this process (dynamodm.local)."""
+    """moto in server mode, in this process (dynamodm.local), which applies each request
+    atomically, as DynamoDB does (moto's own threaded server does not)."""
     server = LocalServer(HOST).start()
     return ServerHandle("moto", server.endpoint_url, server.stop)
 
