@@ -7,6 +7,7 @@ to retry and which library error to raise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,7 +18,7 @@ import ssl
 import time
 import urllib.request
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import AsyncExitStack
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -27,19 +28,11 @@ from urllib.parse import urlparse
 
 import aiohttp
 import orjson
-from botocore import xform_name
-from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    ProxyConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
 
-from .errors import ServiceError, TransportError, is_clock_skew
+from . import endpoints
+from .credentials import SharedConfig, StaticCredentials, environment_credentials
+from .endpoints import ConfigSource
+from .errors import ConfigurationError, ServiceError, TransportError, UsageError, is_clock_skew
 
 Request = dict[str, Any]
 Response = dict[str, Any]
@@ -75,6 +68,8 @@ class BotocoreTransport:
         read_timeout: float,
         max_connections: int,
     ) -> BotocoreTransport:
+        from botocore.config import Config
+
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=connect_timeout,
@@ -93,39 +88,16 @@ class BotocoreTransport:
     async def send(self, operation: str, request: Request) -> Response:
         method = self._methods.get(operation)
         if method is None:
+            from botocore import xform_name
+
             method = self._methods[operation] = getattr(self.client, xform_name(operation))
         try:
             response = await method(**request)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            metadata = exc.response.get("ResponseMetadata", {})
-            code = str(error.get("Code", "Unknown"))
-            request_id = metadata.get("RequestId") or None
-            raise ServiceError(
-                f"{operation}: {code} (request id {request_id or 'unknown'})",
-                code=code,
-                service_message=str(error.get("Message", "")),
-                status=int(metadata.get("HTTPStatusCode", 400)),
-                response=exc.response,
-                request_id=request_id,
-                server_date=metadata.get("HTTPHeaders", {}).get("date"),
-            ) from None
-        except (
-            EndpointConnectionError,
-            ConnectTimeoutError,
-            ProxyConnectionError,
-            # The TLS handshake failed (an untrusted certificate), before any request.
-            SSLError,
-        ) as exc:
-            raise TransportError(
-                f"{type(exc).__name__}", sent=False, timeout=isinstance(exc, ConnectTimeoutError)
-            ) from None
-        except ReadTimeoutError:
-            raise TransportError("read timeout", sent=True, timeout=True) from None
-        except (HTTPClientError, aiohttp.ClientError) as exc:
-            raise TransportError(type(exc).__name__, sent=True) from None
-        except TimeoutError:
-            raise TransportError("timeout", sent=True, timeout=True) from None
+        except Exception as exc:
+            failure = _botocore_failure(operation, exc)
+            if failure is None:
+                raise
+            raise failure from None
         # Only the request id is kept, as the fast transport does (see HttpTransport.send).
         metadata = response.get("ResponseMetadata")
         if metadata is not None:
@@ -134,6 +106,51 @@ class BotocoreTransport:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+def _botocore_failure(operation: str, exc: Exception) -> Exception | None:
+    """The library's error for what the aioboto3 client raised, or None to let it through.
+
+    botocore is imported here, not at module level (it is loaded by then: the client
+    raised it), so that ``import dynamodm`` does not load it."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        HTTPClientError,
+        ProxyConnectionError,
+        ReadTimeoutError,
+        SSLError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        metadata = exc.response.get("ResponseMetadata", {})
+        code = str(error.get("Code", "Unknown"))
+        request_id = metadata.get("RequestId") or None
+        return ServiceError(
+            f"{operation}: {code} (request id {request_id or 'unknown'})",
+            code=code,
+            service_message=str(error.get("Message", "")),
+            status=int(metadata.get("HTTPStatusCode", 400)),
+            response=exc.response,
+            request_id=request_id,
+            server_date=metadata.get("HTTPHeaders", {}).get("date"),
+        )
+    if isinstance(
+        exc, EndpointConnectionError | ConnectTimeoutError | ProxyConnectionError | SSLError
+    ):
+        # SSLError: the TLS handshake failed (an untrusted certificate), before any request.
+        return TransportError(
+            f"{type(exc).__name__}", sent=False, timeout=isinstance(exc, ConnectTimeoutError)
+        )
+    if isinstance(exc, ReadTimeoutError):
+        return TransportError("read timeout", sent=True, timeout=True)
+    if isinstance(exc, HTTPClientError | aiohttp.ClientError):
+        return TransportError(type(exc).__name__, sent=True)
+    if isinstance(exc, TimeoutError):
+        return TransportError("timeout", sent=True, timeout=True)
+    return None
 
 
 # ---------------------------------------------------------------- the fast transport
@@ -351,11 +368,8 @@ class HttpTransport:
         self._proxy = _proxy_for(self.url)
         self._signer = SigV4Signer(region, host, path)
         self._targets: dict[str, str] = {}
-        if verify is None:
-            # The trust store botocore resolved for the same session: verify=, then
-            # AWS_CA_BUNDLE, the profile's ca_bundle, REQUESTS_CA_BUNDLE, then certifi.
-            endpoint = getattr(client, "_endpoint", None)
-            verify = getattr(getattr(endpoint, "http_session", None), "_verify", None)
+        # ``verify`` as botocore takes it (open resolves verify=, AWS_CA_BUNDLE, the
+        # profile's ca_bundle, REQUESTS_CA_BUNDLE); True or None: certifi's bundle.
         self._ssl: ssl.SSLContext | bool = (
             ssl_context(verify) if self.url.startswith("https:") else True
         )
@@ -372,37 +386,54 @@ class HttpTransport:
         read_timeout: float,
         max_connections: int,
         verify: bool | str | None = None,
+        credentials: StaticCredentials | None = None,
     ) -> HttpTransport:
-        stack = AsyncExitStack()
-        try:
-            # The aioboto3 client resolves the endpoint as botocore does (AWS_ENDPOINT_URL*
-            # included) and stays available as db.client.
-            client = await stack.enter_async_context(
-                boto_session.client(
-                    "dynamodb",
-                    region_name=region,
-                    endpoint_url=endpoint_url,
-                    config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-                )
-            )
-            credentials = await boto_session.get_credentials()
-            if credentials is None:
-                from .errors import ConfigurationError
+        """Open the transport without creating any botocore client.
 
+        ``credentials`` are used as given (the environment's key, the local server's dummy
+        one); else ``boto_session`` (an aioboto3 session) supplies its credential chain.
+        The endpoint is resolved as botocore resolves it (``endpoints.py``) from the
+        settings of ``boto_session``, or of the environment and the AWS config files."""
+        config: ConfigSource = SharedConfig() if boto_session is None else boto_session._session
+        bare_region, fips_region = endpoints.normalize_region(region)
+        settings = endpoints.settings_from(config, endpoint_url, fips_region=fips_region)
+        signing: Any = credentials
+        if signing is None:
+            signing = await boto_session.get_credentials()
+            if signing is None:
                 raise ConfigurationError(
                     "no AWS credentials found: configure them (environment, profile, role) "
                     "or use a loopback endpoint_url for the local server"
                 )
-            ssl: Any = None
-            bundle = verify if isinstance(verify, str) else os.environ.get("AWS_CA_BUNDLE")
-            if verify is False:
-                ssl = False
-            elif bundle:
-                import ssl as ssl_module
-
-                ssl = ssl_module.create_default_context(cafile=bundle)
+        account_id = None
+        if endpoints.uses_account_id(bare_region, settings):
+            # botocore reads the account id of the credentials when it resolves the endpoint.
+            frozen = await signing.get_frozen_credentials()
+            account_id = getattr(frozen, "account_id", None)
+        endpoint = endpoints.resolve(
+            bare_region,
+            endpoint_url=settings.endpoint_url,
+            use_fips=settings.use_fips,
+            use_dualstack=settings.use_dualstack,
+            account_id=account_id,
+            account_id_endpoint_mode=settings.account_id_endpoint_mode,
+        )
+        if verify is None:
+            # botocore's trust store: verify=, AWS_CA_BUNDLE or the profile's ca_bundle,
+            # REQUESTS_CA_BUNDLE, then certifi.
+            verify = config.get_config_variable("ca_bundle") or os.environ.get("REQUESTS_CA_BUNDLE")
+        client = LazyClient(
+            boto_session,
+            credentials,
+            region=region,
+            endpoint_url=endpoint_url,
+            resolved_url=endpoint.url,
+        )
+        stack = AsyncExitStack()
+        stack.push_async_callback(client.close)
+        try:
             connector = aiohttp.TCPConnector(
-                limit=max_connections, ttl_dns_cache=300, keepalive_timeout=4.0, ssl=ssl
+                limit=max_connections, ttl_dns_cache=300, keepalive_timeout=4.0
             )
             http = await stack.enter_async_context(
                 aiohttp.ClientSession(
@@ -420,11 +451,12 @@ class HttpTransport:
             raise
         return cls(
             client=client,
-            credentials=credentials,
-            endpoint_url=client.meta.endpoint_url,
-            region=region,
+            credentials=signing,
+            endpoint_url=endpoint.url,
+            region=endpoint.signing_region,
             http=http,
             stack=stack,
+            verify=verify if verify is not None else True,
         )
 
     async def send(self, operation: str, request: Request) -> Response:
@@ -510,6 +542,150 @@ class HttpTransport:
         await self._stack.aclose()
 
 
+# ---------------------------------------------------------------- db.client
+
+# Members of the aioboto3 client that are not coroutine methods: they need the client.
+_SYNC_MEMBERS = frozenset({"exceptions", "get_paginator", "get_waiter", "can_paginate"})
+
+
+class _PendingEvents:
+    """``db.client.meta.events`` before the client exists: registrations are kept and made
+    on the client's own event emitter when it is created."""
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def register(self, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("register", args, kwargs))
+
+    def register_first(self, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("register_first", args, kwargs))
+
+    def register_last(self, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("register_last", args, kwargs))
+
+    def unregister(self, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("unregister", args, kwargs))
+
+    def replay(self, events: Any) -> None:
+        for method, args, kwargs in self._calls:
+            getattr(events, method)(*args, **kwargs)
+
+
+class _PendingMeta:
+    """``db.client.meta`` before the client exists."""
+
+    def __init__(self, region_name: str, endpoint_url: str) -> None:
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.events = _PendingEvents()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise UsageError(
+            f"db.client.meta.{name} needs the client itself: `client = await db.client`, "
+            f"then client.meta.{name}"
+        )
+
+
+class LazyClient:
+    """``db.client`` on the fast transport: the aioboto3 DynamoDB client on the session's
+    credentials, region and endpoint, created by the first call of one of its methods
+    (``await db.client.get_item(...)``) and closed with the session.
+
+    Until then ``meta.region_name`` and ``meta.endpoint_url`` are known, and handlers given
+    to ``meta.events.register`` are registered on the client when it is created.
+    ``client = await db.client`` returns the client itself, for its other members
+    (``get_paginator``, ``exceptions``...)."""
+
+    def __init__(
+        self,
+        boto_session: Any,
+        credentials: StaticCredentials | None,
+        *,
+        region: str,
+        endpoint_url: str | None,
+        resolved_url: str,
+    ) -> None:
+        self._boto_session = boto_session
+        self._credentials = credentials
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._closed = False
+        self._lock = asyncio.Lock()
+        self._meta = _PendingMeta(endpoints.normalize_region(region)[0], resolved_url)
+
+    async def get(self) -> Any:
+        """The aioboto3 client, created on first need."""
+        async with self._lock:
+            if self._client is None:
+                if self._closed:
+                    raise ConfigurationError("this session is closed, and its client with it")
+                from botocore.config import Config
+
+                session = self._boto_session
+                if session is None:
+                    import aioboto3
+
+                    given = self._credentials
+                    assert given is not None  # a session or credentials, never neither
+                    keys = {
+                        "aws_access_key_id": given.access_key,
+                        "aws_secret_access_key": given.secret_key,
+                        "aws_session_token": given.token,
+                    }
+                    if given.account_id:  # a keyword older aioboto3 releases do not take
+                        keys["aws_account_id"] = given.account_id
+                    session = aioboto3.Session(**keys)
+                stack = AsyncExitStack()
+                client = await stack.enter_async_context(
+                    session.client(
+                        "dynamodb",
+                        region_name=self._region,
+                        endpoint_url=self._endpoint_url,
+                        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+                    )
+                )
+                if self._closed:  # the session closed while the client was being created
+                    await stack.aclose()
+                    raise ConfigurationError("this session is closed, and its client with it")
+                self._meta.events.replay(client.meta.events)
+                self._client, self._stack = client, stack
+            return self._client
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.get().__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._client is not None:
+            return getattr(self._client, name)
+        if name == "meta":
+            return self._meta
+        if name in _SYNC_MEMBERS:
+            raise UsageError(
+                f"db.client.{name} needs the client itself: `client = await db.client`, "
+                f"then client.{name}"
+            )
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            client = await self.get()
+            return await getattr(client, name)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    async def close(self) -> None:
+        self._closed = True
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
 # ---------------------------------------------------------------- opening
 
 
@@ -547,34 +723,55 @@ async def open_transport(
     """Open a transport (``"http"`` or ``"botocore"``) and return it with the region used.
 
     Against a loopback endpoint with no credentials configured, dummy credentials and
-    us-east-1 are used so that the embedded server works on a fresh machine.
+    us-east-1 are used so that the embedded server works on a fresh machine. With no
+    ``boto_session``, an access key in the environment is used as botocore's chain would
+    use it (first, whatever the profile), and the fast transport then loads no botocore;
+    otherwise aioboto3's credential chain is loaded.
     """
-    import aioboto3
-
     local = is_loopback(endpoint_url)
     # Precedence as in every AWS SDK: region=, the region of a session passed in, then
     # AWS_REGION, AWS_DEFAULT_REGION and the profile.
     if boto_session is not None:
         region = region or boto_session.region_name
     region = region or _env("AWS_REGION", "AWS_DEFAULT_REGION")
+    credentials: StaticCredentials | None = None
     if boto_session is None:
-        if local and not (_env("AWS_ACCESS_KEY_ID") or _env("AWS_PROFILE")):
-            key, secret = LOCAL_CREDENTIALS
-            boto_session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
-        else:
-            boto_session = aioboto3.Session()
-    region = region or boto_session.region_name or ("us-east-1" if local else None)
-    if region is None:
-        from .errors import ConfigurationError
+        dummy = local and not (_env("AWS_ACCESS_KEY_ID") or _env("AWS_PROFILE"))
+        credentials = StaticCredentials(*LOCAL_CREDENTIALS) if dummy else environment_credentials()
+        if credentials is None or kind != "http":
+            # botocore's transport, or credentials that only botocore's chain can find.
+            import aioboto3
 
+            key, secret = LOCAL_CREDENTIALS if dummy else (None, None)
+            boto_session = aioboto3.Session(aws_access_key_id=key, aws_secret_access_key=secret)
+            credentials = None
+    if not region:
+        # The profile's region: botocore reads it when it is loaded, else the AWS config file.
+        if boto_session is not None:
+            region = boto_session.region_name
+        else:
+            region = SharedConfig().get_config_variable("region")
+    region = region or ("us-east-1" if local else None)
+    if region is None:
         raise ConfigurationError("no AWS region: pass dm.connect(region=...) or set AWS_REGION")
-    opener = HttpTransport if kind == "http" else BotocoreTransport
-    transport = await opener.open(
-        boto_session,
-        region=region,
-        endpoint_url=endpoint_url,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_connections=max_connections,
-    )
+    transport: Transport
+    if kind == "http":
+        transport = await HttpTransport.open(
+            boto_session,
+            region=region,
+            endpoint_url=endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            credentials=credentials,
+        )
+    else:
+        transport = await BotocoreTransport.open(
+            boto_session,
+            region=region,
+            endpoint_url=endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
     return transport, region
