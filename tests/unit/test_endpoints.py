@@ -410,3 +410,36 @@ def test_partitions_come_from_the_installed_botocore() -> None:
         names
     )
     assert endpoints.partition("xx-nowhere-1").name == "aws"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_account_of_a_boto_session_gives_the_endpoint_as_in_botocore(
+    aws_env: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Credentials from a session passed in (the chain's path) name their account."""
+    import aioboto3
+
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    aws_env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", mode)
+    keys = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
+    theirs = botocore.session.get_session()
+    theirs.set_credentials("AKIDEXAMPLE", "secret", account_id=ACCOUNT)
+    expected = botocore_client_target("us-east-1", session=theirs)
+    boto_session = aioboto3.Session(**keys, aws_account_id=ACCOUNT, region_name="us-east-1")
+    transport, _ = await open_transport(
+        "http",
+        region=None,
+        endpoint_url=None,
+        boto_session=boto_session,
+        connect_timeout=1,
+        read_timeout=1,
+        max_connections=1,
+    )
+    assert isinstance(transport, HttpTransport)
+    try:
+        assert (transport.url, transport._signer.region) == expected
+    finally:
+        await transport.close()
+    if mode != "disabled":
+        assert expected[0] == f"https://{ACCOUNT}.ddb.us-east-1.amazonaws.com/"
