@@ -36,6 +36,13 @@ _READY_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 _POLL_INTERVAL = 0.05
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+# moto picks the service from the credential scope; it checks no signature.
+_PROBE_HEADERS = {
+    "Content-Type": "application/x-amz-json-1.0",
+    "X-Amz-Target": "DynamoDB_20120810.ListTables",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=local/20250101/us-east-1/dynamodb/"
+    "aws4_request, SignedHeaders=host, Signature=0",
+}
 
 # One lock for the process: every embedded server shares moto's backends.
 _MOTO_LOCK = threading.Lock()
@@ -95,11 +102,17 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _answers_http(url: str, timeout: float) -> bool:
-    """Whether something at `url` answers HTTP at all (any status), bypassing proxies."""
+def _answers_dynamodb(url: str, timeout: float) -> bool:
+    """Whether something at `url` answers a DynamoDB ListTables (any status), bypassing
+    proxies.
+
+    Asked while starting, it also loads moto's DynamoDB backend now, not at the first
+    request of a caller that may have replaced sys.modules meanwhile (pytest's pytester
+    restores it after each test, which left moto with two copies of its item classes)."""
+    request = urllib.request.Request(url, data=b"{}", headers=_PROBE_HEADERS, method="POST")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout):
+        with opener.open(request, timeout=timeout):
             return True
     except urllib.error.HTTPError:
         return True
@@ -185,7 +198,7 @@ class LocalServer:
         thread.start()
         self._server, self._thread, self._port = server, thread, port
         deadline = time.monotonic() + _READY_TIMEOUT
-        while not _answers_http(self.endpoint_url + "/", timeout=1.0):
+        while not _answers_dynamodb(self.endpoint_url + "/", timeout=1.0):
             if time.monotonic() >= deadline:
                 self.stop()
                 raise RuntimeError(

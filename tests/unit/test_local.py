@@ -144,3 +144,54 @@ def test_importing_dynamodm_and_its_pytest_plugin_does_not_load_moto() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# Run in a fresh interpreter: the modules moto loads at its first DynamoDB request are
+# dropped from sys.modules, as pytest's pytester does after a test, and moto must not be
+# left with two copies of its classes (binary values then came back encoded twice).
+SYS_MODULES_RESTORED = """
+import json, sys, urllib.request
+from dynamodm.local import LocalServer
+
+HEADERS = {
+    "Content-Type": "application/x-amz-json-1.0",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=k/20250101/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=host, Signature=0",
+}
+
+def call(url, operation, body):
+    headers = {**HEADERS, "X-Amz-Target": "DynamoDB_20120810." + operation}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+def round_trip(url, table):
+    call(url, "CreateTable", {
+        "TableName": table,
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    })
+    call(url, "PutItem", {"TableName": table, "Item": {"id": {"S": "1"}, "b": {"B": "AP8="}}})
+    return call(url, "GetItem", {"TableName": table, "Key": {"id": {"S": "1"}}})["Item"]["b"]
+
+with LocalServer() as server:
+    before = set(sys.modules)
+    first = round_trip(server.endpoint_url, "first")
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    second = round_trip(server.endpoint_url, "second")
+    print(json.dumps([first, second]))
+"""
+
+
+def test_binary_values_survive_sys_modules_being_restored_after_the_first_request() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SYS_MODULES_RESTORED],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [{"B": "AP8="}, {"B": "AP8="}]
