@@ -5,17 +5,20 @@ from .collection import Collection, CollectionQuery
 from .errors import (
     AlreadyExists,
     BatchWriteError,
+    CancellationReason,
     ConditionFailed,
     ConfigurationError,
     ConnectionFailed,
     DynamoDMError,
     InvalidCursor,
     InvalidModel,
+    ItemInvalid,
     ItemTooLarge,
     NotFound,
     OutcomeUnknown,
     RequestTimeout,
     ServiceError,
+    TableDifference,
     TableNotFound,
     Throttled,
     TransactionCanceled,
@@ -29,7 +32,7 @@ from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
 from .registry import Registry, registry
-from .retry import RetryPolicy
+from .retry import RetryPolicy, RetryQuota
 from .schema import (
     TTL,
     CreatedAt,
@@ -45,9 +48,8 @@ from .schema import (
 from .serverless import lambda_handler, run, stream_handler
 from .session import Session, connect
 from .streams import StreamChange, parse_stream
-from .tables import Backup, TableDescription, TableDifference, TimeToLive
+from .tables import Backup, TableDescription, TimeToLive
 from .transaction import Transaction, transact_get, transaction
-from .writes import CancellationReason
 
 __version__ = "0.1.0"
 
@@ -74,6 +76,7 @@ __all__ = [
     "HashKey",
     "InvalidCursor",
     "InvalidModel",
+    "ItemInvalid",
     "ItemTooLarge",
     "LocalIndex",
     "Model",
@@ -88,6 +91,7 @@ __all__ = [
     "RequestEvent",
     "RequestTimeout",
     "RetryPolicy",
+    "RetryQuota",
     "ServiceError",
     "Session",
     "StreamChange",

@@ -8,25 +8,32 @@ remains after the retry budget is raised, listed: nothing is silently dropped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import hooks
-from .codec import Item, check_item_size, format_datetime
-from .errors import BatchWriteError, Throttled, UsageError
-from .unique import owner_text
+from . import hooks, keys
+from .codec import Item, check_item_size, format_datetime, utcnow
+from .connection import Connection, current_connection
+from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
+from .instances import expired, load_checked
+from .keys import item_identity
 from .writes import encode_for_put
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
+
+logger = logging.getLogger("dynamodm")
 
 MAX_GET_KEYS = 100
 MAX_WRITES = 25
 MAX_WRITE_BYTES = 16 * 1024 * 1024
 CONCURRENCY = 8
+# Requests a batch writer holds at most, queued or in flight, before ``await batch.put``
+# waits: memory stays bounded however many items pass through.
+MAX_QUEUED = 2 * CONCURRENCY
 
 
 def _before_hooks(instance: Model, event: hooks.Event) -> bool:
@@ -40,45 +47,32 @@ def _before_hooks(instance: Model, event: hooks.Event) -> bool:
     return False
 
 
-def _fingerprint(table: str, key: Item) -> str:
-    """One text per item: numbers compare as DynamoDB compares them ("1.50" is "1.5")."""
-    text = [table]
-    for name in sorted(key):
-        ((kind, value),) = key[name].items()
-        if kind == "S":
-            text.append(f"{name}\x00S\x00{value}")
-        else:
-            return table + "\x00" + owner_text(key)
-    return "\x01".join(text)
-
-
 def _key_names(model: type[Model]) -> list[str]:
     return [k.attribute for k in model.__dm_schema__.table_keys]
-
-
-async def _backoff(session: Session, attempt: int, started: float) -> bool:
-    """Sleep before retry ``attempt``; False when the retry budget is spent."""
-    policy = session.retry
-    pause = policy.delay(attempt)
-    if attempt >= policy.max_attempts or policy.clock() - started + pause > policy.budget:
-        return False
-    await policy.sleep(pause)
-    return True
 
 
 # ---------------------------------------------------------------- batch get
 
 
 async def batch_get(
-    session: Session, pairs: Sequence[tuple[type[Model], Any]], *, consistent: bool = False
+    session: Connection,
+    pairs: Sequence[tuple[type[Model], Any]],
+    *,
+    consistent: bool = False,
+    on_invalid: Literal["raise", "skip"] = "raise",
+    include_expired: bool = False,
 ) -> list[Any]:
-    """The found items in the order of the keys asked, missing keys left out."""
+    """The found items in the order of the keys asked, missing keys left out. Items that
+    do not fit their model raise one ``ItemInvalid`` at the end (the good items on
+    ``.items``, the bad keys on ``.keys``), or are skipped with ``on_invalid="skip"``."""
+    if on_invalid not in ("raise", "skip"):
+        raise UsageError(f"batch_get: on_invalid is 'raise' or 'skip', not {on_invalid!r}")
     wanted: list[tuple[type[Model], str, Item]] = []
     unique_keys: dict[str, tuple[type[Model], str, Item]] = {}
     for model, key in pairs:
-        table = session.table_name(model)
-        encoded = session.split_key(model, key)
-        fingerprint = _fingerprint(table, encoded)
+        table = session.names.of(model)
+        encoded = keys.from_any(model, key)
+        fingerprint = item_identity(table, encoded)
         wanted.append((model, fingerprint, encoded))
         unique_keys.setdefault(fingerprint, (model, table, encoded))
     entries = list(unique_keys.items())
@@ -99,15 +93,42 @@ async def batch_get(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     results: list[Any] = []
+    bad: list[ItemInvalid] = []
     for model, fingerprint, _key in wanted:
         item = found.get(fingerprint)
-        if item is not None:
-            results.append(session.load(model, item))
+        if item is not None and (include_expired or not expired(model, item)):
+            try:
+                results.append(load_checked(model, item))
+            except ItemInvalid as error:
+                if on_invalid == "skip":
+                    logger.warning(
+                        "batch_get: skipped a %s item that does not fit the model (fields %s), "
+                        "key %s",
+                        model.__name__,
+                        ", ".join(error.fields),
+                        error.key,
+                    )
+                    continue
+                bad.append(error)
+    if bad:
+        models = ", ".join(dict.fromkeys(e.model for e in bad))
+        fields = ", ".join(dict.fromkeys(f for e in bad for f in e.fields))
+        raise ItemInvalid(
+            f"batch_get: {len(bad)} stored items do not fit their model ({models}; fields: "
+            f"{fields}); the {len(results)} good items are on error.items, the bad keys on "
+            "error.keys",
+            model=bad[0].model,
+            key=bad[0].key,
+            fields=tuple(dict.fromkeys(f for e in bad for f in e.fields)),
+            errors=[d for e in bad for d in e.errors],
+            items=results,
+            keys=[e.key for e in bad],
+        )
     return results
 
 
 async def _get_chunk(
-    session: Session,
+    session: Connection,
     chunk: list[tuple[str, tuple[type[Model], str, Item]]],
     consistent: bool,
     found: dict[str, Item],
@@ -129,11 +150,11 @@ async def _get_chunk(
         for table, items in response.get("Responses", {}).items():
             for item in items:
                 key = {a: item[a] for a in key_attributes[table] if a in item}
-                found[_fingerprint(table, key)] = item
+                found[item_identity(table, key)] = item
         request_items = response.get("UnprocessedKeys") or {}
         if request_items:
             attempt += 1
-            if not await _backoff(session, attempt, started):
+            if not await session.retry.pause(attempt, started):
                 left = sum(len(v.get("Keys", [])) for v in request_items.values())
                 raise Throttled(
                     f"batch_get: {left} keys were still unprocessed when the retry budget ran "
@@ -146,7 +167,7 @@ async def _get_chunk(
 
 
 @dataclass
-class _Entry:
+class _Queued:
     kind: str  # "put" or "delete"
     model: type[Model]
     target: Any  # the instance, or the key for delete_key
@@ -160,11 +181,25 @@ class _Entry:
     deferred: bool = False  # async before-hooks still to run (just before sending)
 
 
+class Room:
+    """What ``batch.put``/``delete``/``delete_key`` return: awaiting it waits until the
+    batch has room (fewer than 16 requests queued or in flight); not awaiting it is fine
+    for a few items."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: BatchWriter) -> None:
+        self._batch = batch
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._batch._wait_for_room().__await__()
+
+
 @dataclass
 class _Request:
     """One BatchWriteItem request of up to 25 entries, sent by its own task."""
 
-    entries: list[_Entry]
+    entries: list[_Queued]
     keys: set[str]
     task: asyncio.Task[None] | None = None
     started: bool = False  # True once it may have reached DynamoDB
@@ -179,22 +214,21 @@ class BatchWriter:
     was sent before stays written.
     """
 
-    def __init__(self, session: Session | None = None) -> None:
+    def __init__(self, session: Connection | None = None, *, keep_written: bool = False) -> None:
         self._explicit = session
-        self._session: Session | None = None
-        self._buffer: dict[str, _Entry] = {}
+        self._session: Connection | None = None
+        self._buffer: dict[str, _Queued] = {}
         self._inflight: list[_Request] = []
         self._limit = asyncio.Semaphore(CONCURRENCY)
-        self.written: list[tuple[str, Any]] = []
+        self.written = 0
+        self.written_items: list[tuple[str, Any]] | None = [] if keep_written else None
         self.failed: list[tuple[str, Any]] = []
         self._errors: list[BaseException] = []
 
     @property
-    def session(self) -> Session:
+    def session(self) -> Connection:
         if self._session is None:
-            from .session import current_session
-
-            self._session = current_session(self._explicit)
+            self._session = current_connection(self._explicit)
         return self._session
 
     def _check_model(self, model: type[Model], operation: str) -> None:
@@ -208,11 +242,15 @@ class BatchWriter:
                 "dm.transaction()"
             )
 
-    def put(self, instance: Model) -> None:
+    def put(self, instance: Model) -> Room:
         """Store the whole item (unconditionally, like save() without a condition).
 
         Sync before-save hooks run now; async ones just before the request is sent (the
-        item is then encoded again). After-save hooks run once the item is written."""
+        item is then encoded again). After-save hooks run once the item is written.
+
+        In a loop over many items, ``await batch.put(item)``: it returns at once while
+        the batch holds fewer than 16 requests, and otherwise waits for one to be
+        answered, so memory stays bounded however many items pass through."""
         model = type(instance)
         self._check_model(model, "put")
         if instance._dm_partial:
@@ -223,56 +261,57 @@ class BatchWriter:
         entry = self._put_entry(instance)
         entry.deferred = deferred
         self._add(entry)
+        return Room(self)
 
-    def _put_entry(self, instance: Model) -> _Entry:
+    def _put_entry(self, instance: Model) -> _Queued:
         model = type(instance)
         item = encode_for_put(instance, "batch put")
         schema = model.__dm_schema__
         now = None
         if schema.updated_at:
-            from .model import utcnow
-
             now = utcnow()
             attribute = model.__dm_codec__.by_name[schema.updated_at].attribute
             item[attribute] = {"S": format_datetime(now)}
         size = check_item_size(item, model.__name__, "batch put")
         session = self.session
-        table = session.table_name(model)
+        table = session.names.of(model)
         key = {name: item[name] for name in _key_names(model)}
 
         def apply() -> None:
             if now is not None and schema.updated_at:
                 instance.__dict__[schema.updated_at] = now
 
-        return _Entry(
+        return _Queued(
             "put",
             model,
             instance,
             {"PutRequest": {"Item": item}},
             table,
-            _fingerprint(table, key),
+            item_identity(table, key),
             size,
             list(key),
             apply,
             "save",
         )
 
-    def delete(self, instance: Model) -> None:
-        """Delete the item of this instance."""
+    def delete(self, instance: Model) -> Room:
+        """Delete the item of this instance (awaitable, as ``put``)."""
         model = type(instance)
         self._check_model(model, "delete")
         deferred = _before_hooks(instance, "delete")
-        self._delete(model, self.session.instance_key(instance), instance, "delete", deferred)
+        self._delete(model, keys.from_instance(instance), instance, "delete", deferred)
+        return Room(self)
 
-    def delete_key(self, model: type[Model], key: Any) -> None:
-        """Delete by key: a hash value or a ``(hash, range)`` tuple."""
+    def delete_key(self, model: type[Model], key: Any) -> Room:
+        """Delete by key: a hash value or a ``(hash, range)`` tuple (awaitable, as ``put``)."""
         self._check_model(model, "delete")
         if hooks.has(model, "before", "delete") or hooks.has(model, "after", "delete"):
             raise UsageError(
                 f"batch delete_key {model.__name__}: the model has delete hooks, which need "
                 "the instance; use batch.delete(instance)"
             )
-        self._delete(model, self.session.split_key(model, key), key, None)
+        self._delete(model, keys.from_any(model, key), key, None)
+        return Room(self)
 
     def _delete(
         self,
@@ -282,15 +321,15 @@ class BatchWriter:
         event: hooks.Event | None,
         deferred: bool = False,
     ) -> None:
-        table = self.session.table_name(model)
+        table = self.session.names.of(model)
         self._add(
-            _Entry(
+            _Queued(
                 "delete",
                 model,
                 target,
                 {"DeleteRequest": {"Key": key}},
                 table,
-                _fingerprint(table, key),
+                item_identity(table, key),
                 0,
                 list(key),
                 event=event,
@@ -298,7 +337,16 @@ class BatchWriter:
             )
         )
 
-    def _add(self, entry: _Entry) -> None:
+    async def _wait_for_room(self) -> None:
+        """Wait while the batch holds MAX_QUEUED requests, queued or in flight."""
+        while True:
+            active = [r.task for r in self._inflight if r.task is not None and not r.task.done()]
+            if len(active) < MAX_QUEUED:
+                return
+            # wait(), not gather(): a cancelled caller must not cancel the requests.
+            await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
+
+    def _add(self, entry: _Queued) -> None:
         self._buffer.pop(entry.fingerprint, None)
         self._buffer[entry.fingerprint] = entry
         if len(self._buffer) >= MAX_WRITES:
@@ -307,7 +355,7 @@ class BatchWriter:
     def _flush(self) -> None:
         self._inflight = [r for r in self._inflight if r.task is None or not r.task.done()]
         while self._buffer:
-            chunk: list[_Entry] = []
+            chunk: list[_Queued] = []
             size = 0
             for fingerprint in list(self._buffer):
                 entry = self._buffer[fingerprint]
@@ -344,7 +392,7 @@ class BatchWriter:
                 self._errors.append(error)
                 self.failed.extend((e.kind, e.target) for e in pending.values())
 
-    async def _write_chunk(self, pending: dict[str, _Entry]) -> None:
+    async def _write_chunk(self, pending: dict[str, _Queued]) -> None:
         """Write until nothing is pending; written entries leave ``pending`` as they land."""
         session = self.session
         started = session.retry.clock()
@@ -366,17 +414,19 @@ class BatchWriter:
                     else:
                         item = request["PutRequest"]["Item"]
                         key = {name: item[name] for name in key_names[table]}
-                    left.add(_fingerprint(table, key))
+                    left.add(item_identity(table, key))
             for fingerprint in [f for f in pending if f not in left]:
                 entry = pending.pop(fingerprint)
                 if entry.apply is not None:
                     entry.apply()
-                self.written.append((entry.kind, entry.target))
+                self.written += 1
+                if self.written_items is not None:
+                    self.written_items.append((entry.kind, entry.target))
                 if entry.event and hooks.has(entry.target, "after", entry.event):
                     await hooks.run(entry.target, "after", entry.event)
             if pending:
                 attempt += 1
-                if not await _backoff(session, attempt, started):
+                if not await session.retry.pause(attempt, started):
                     raise Throttled(
                         f"batch_write: {len(pending)} items were still unprocessed when the "
                         "retry budget ran out",
@@ -414,7 +464,7 @@ class BatchWriter:
         if self.failed:
             raise BatchWriteError(
                 f"batch_write: {len(self.failed)} items were not written (listed in .items); "
-                f"{len(self.written)} were",
+                f"{self.written} were",
                 items=list(self.failed),
             ) from (self._errors[0] if self._errors else None)
 
@@ -438,11 +488,15 @@ class BatchWriter:
             await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
         failed = f", {len(self.failed)} failed" if self.failed else ""
         exc.add_note(
-            f"dynamodm: batch_write wrote {len(self.written)} items before the error"
+            f"dynamodm: batch_write wrote {self.written} items before the error"
             f"{failed}; {dropped} items not yet sent were not written"
         )
 
 
-def batch_write(*, session: Session | None = None) -> BatchWriter:
-    """``async with dm.batch_write() as batch: batch.put(...); batch.delete(...)``."""
-    return BatchWriter(session)
+def batch_write(*, session: Connection | None = None, keep_written: bool = False) -> BatchWriter:
+    """``async with dm.batch_write() as batch: await batch.put(...); batch.delete(...)``.
+
+    ``batch.written`` counts the items written and ``batch.failed`` lists those that were
+    not; ``keep_written=True`` also lists what was written, as ``(kind, target)`` pairs in
+    ``batch.written_items`` (memory then grows with the number of items)."""
+    return BatchWriter(session, keep_written=keep_written)

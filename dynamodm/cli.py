@@ -833,7 +833,7 @@ async def _write_batch(db: Session, report: _ImportReport, window: list[tuple[in
                 if not _line_error(error):
                     raise
                 report.bad_line(number, error)
-    report.written += len(batch.written)
+    report.written += batch.written
 
 
 async def _write_conditional(

@@ -133,6 +133,11 @@ def _to_int(av: AttributeValue) -> Any:
 # ---------------------------------------------------------------- time
 
 
+def utcnow() -> datetime:
+    """Now, in UTC (the stamp of CreatedAt and UpdatedAt fields)."""
+    return datetime.now(UTC)
+
+
 def format_datetime(value: datetime) -> str:
     """UTC, fixed width ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: string order is time order."""
     value = _utc(value)
@@ -158,6 +163,23 @@ def _utc(value: datetime) -> datetime:
         ) from None
 
 
+# ---------------------------------------------------------------- text
+
+
+def utf8(text: str) -> str:
+    """``text`` if DynamoDB can store it: a string with a lone surrogate ("\\ud800") is not
+    valid UTF-8, which DynamoDB refuses (and some clients would send it unchecked)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise EncodeError(
+                "a string holds a lone surrogate character, which is not valid UTF-8 and "
+                "cannot be stored; decode the text correctly (errors='replace')"
+            ) from None
+    return text
+
+
 # ---------------------------------------------------------------- runtime (Any)
 
 
@@ -166,7 +188,7 @@ def encode_any(value: Any) -> AttributeValue | None:
     if value is None:
         return {"NULL": True}
     if isinstance(value, str):
-        return {"S": value}
+        return {"S": utf8(value)}
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, int):
@@ -215,7 +237,7 @@ def _encode_any_map(value: Mapping[Any, Any]) -> Item:
     for key, item in value.items():
         if not isinstance(key, str):
             raise EncodeError(f"map keys must be strings, got {type(key).__name__}")
-        out[key] = _encode_any_element(item)
+        out[utf8(key)] = _encode_any_element(item)
     return out
 
 
@@ -223,12 +245,25 @@ def _encode_any_set(value: set[Any] | frozenset[Any]) -> AttributeValue | None:
     if not value:
         return None
     if all(isinstance(v, str) for v in value):
-        return {"SS": list(value)}
+        return {"SS": [utf8(v) for v in value]}
     if all(isinstance(v, bytes) for v in value):
         return {"BS": list(value)}
     if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
-        return {"NS": [number_text(v) for v in value]}
+        return {"NS": _distinct("NS", [number_text(v) for v in value])}
     raise EncodeError("a set must hold only strings, only numbers or only bytes")
+
+
+def _distinct(kind: str, texts: list[str]) -> list[str]:
+    """The encoded members of a set, refused when two of them are one value to DynamoDB
+    (0.1 and Decimal("0.1"); a naive and an aware datetime of one instant), which it
+    refuses as duplicates."""
+    seen = {Decimal(t) for t in texts} if kind == "NS" else set(texts)
+    if len(seen) != len(texts):
+        raise EncodeError(
+            f"the set holds {len(texts) - len(seen)} values that are stored alike "
+            "(DynamoDB refuses duplicates in a set); keep one of each"
+        )
+    return texts
 
 
 def decode_any(av: AttributeValue) -> Any:
@@ -293,7 +328,7 @@ class _Str(Codec):
     key_type = "S"
 
     def encode(self, value: Any) -> AttributeValue:
-        return {"S": value if type(value) is str else str(value)}
+        return {"S": utf8(value if type(value) is str else str(value))}
 
     def decode(self, av: AttributeValue) -> Any:
         return av["S"] if "S" in av else decode_any(av)
@@ -490,6 +525,7 @@ class _Map(Codec):
         for key, item in value.items():
             if type(key) is not str:
                 key = str(key.value if isinstance(key, enum.Enum) else key)
+            utf8(key)
             if item is None:
                 out[key] = {"NULL": True}
                 continue
@@ -522,7 +558,8 @@ class _Set(Codec):
         # Each element travels as its own type does (a datetime as its fixed-width string).
         scalar = "S" if self.kind == "SS" else "N"
         encode = self.element.encode
-        return {self.kind: [encode(v)[scalar] for v in value]}  # type: ignore[index]
+        texts = [encode(v)[scalar] for v in value]  # type: ignore[index]
+        return {self.kind: _distinct(self.kind, texts)}
 
     def decode(self, av: AttributeValue) -> Any:
         if self.kind in av:
@@ -737,6 +774,42 @@ def _union(members: list[Any]) -> Codec:
     if all(c is codecs[0] for c in codecs):
         return codecs[0]
     return ANY
+
+
+# ---------------------------------------------------------------- equality
+
+
+def av_equal(left: AttributeValue | None, right: AttributeValue | None) -> bool:
+    """Whether two AttributeValues hold one value as DynamoDB compares them: numbers by
+    value ("1.50" is "1.5"), sets without order, lists and maps member by member."""
+    if left is None or right is None:
+        return left is right
+    if left == right:
+        return True
+    if len(left) != 1 or len(right) != 1:
+        return False
+    ((kind, a),) = left.items()
+    ((other, b),) = right.items()
+    if kind != other:
+        return False
+    try:
+        if kind == "N":
+            return bool(Decimal(a) == Decimal(b))
+        if kind == "NS":
+            return {Decimal(v) for v in a} == {Decimal(v) for v in b}
+        if kind in ("SS", "BS"):
+            return {bytes(v) if kind == "BS" else v for v in a} == {
+                bytes(v) if kind == "BS" else v for v in b
+            }
+        if kind == "B":
+            return bytes(a) == bytes(b)
+        if kind == "L":
+            return len(a) == len(b) and all(av_equal(x, y) for x, y in zip(a, b, strict=True))
+        if kind == "M":
+            return a.keys() == b.keys() and all(av_equal(a[k], b[k]) for k in a)
+    except (TypeError, ArithmeticError, ValueError):
+        return False
+    return False
 
 
 # ---------------------------------------------------------------- item size

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import Item
 from .errors import UsageError
+from .instances import load_checked
 from .query import Query
 
 if TYPE_CHECKING:
+    from .connection import Connection as Session
     from .model import Model
-    from .session import Session
 
 
 class Collection:
@@ -106,7 +107,7 @@ class CollectionQuery(Query[Any]):
         model = self.collection.by_entity.get(entity)
         if model is None:
             raise UsageError(f"an item of entity type {entity!r} is not in this collection")
-        return session.load(model, item, partial=self.partial)
+        return load_checked(model, item, partial=self.partial)
 
     def _identity(self) -> dict[str, Any]:
         identity = super()._identity()

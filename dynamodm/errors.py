@@ -2,14 +2,37 @@
 
 Messages name the model, field and operation and say what to do; they never
 contain item values or credentials. Values travel as attributes.
+
+::
+
+    DynamoDMError                  every error the library raises
+    ├── ConfigurationError         connection, credentials, region, closed session, server gaps
+    ├── InvalidModel               a declaration mistake, at class creation
+    ├── UsageError                 a call that cannot be valid, refused before sending
+    ├── NotFound                   no item with this key (or unique value)
+    ├── ConditionFailed            a condition did not hold; .item is the item as stored
+    │   ├── AlreadyExists          create() over an existing key
+    │   ├── VersionConflict        the Version moved since the item was read
+    │   └── UniqueViolation        a unique value is taken
+    ├── TransactionCanceled        nothing was written; .reasons: CancellationReason each
+    ├── ItemInvalid                a stored item does not fit its model (.key, .fields)
+    ├── TableNotFound
+    ├── ItemTooLarge               over DynamoDB's 400 KB, checked before sending
+    ├── Throttled                  throttling outlasted the retry budget
+    ├── BatchWriteError            items a batch could not write, listed
+    ├── InvalidCursor              a page cursor altered, foreign or outside the query
+    ├── RequestTimeout             no answer in time (reads and safe writes)
+    ├── ConnectionFailed           nothing reached DynamoDB
+    ├── OutcomeUnknown             a write's answer was lost: it may have happened
+    ├── ServiceError               any other answer of the service (.code, .status)
+    └── TransportError             internal: a request without an answer (never raised
+                                   to users; the retry policy turns it into one above)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .tables import TableDifference
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 
 class DynamoDMError(Exception):
@@ -99,6 +122,37 @@ class TransactionCanceled(DynamoDMError):
     def __init__(self, message: str, *, reasons: list[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.reasons = reasons or []
+
+
+class ItemInvalid(DynamoDMError, ValueError):
+    """A stored item does not fit its model (written by an older version of the model, or
+    around the library). The message names the model and the fields, never a value: the
+    item's key is on ``key`` (AttributeValues) and Pydantic's errors, without their
+    inputs, on ``errors``. From a query or scan, ``items`` holds the good items read
+    before it (``page()``, ``all()``) and ``cursor`` resumes after the bad item; from
+    ``batch_get``, ``items`` holds every good item and ``keys`` the bad items' keys."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        key: Any = None,
+        fields: tuple[str, ...] = (),
+        errors: list[Any] | None = None,
+        items: list[Any] | None = None,
+        keys: list[Any] | None = None,
+        cursor: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.model = model
+        self.key = key
+        self.fields = fields
+        self.errors = errors or []
+        self.items = items or []
+        self.keys = keys or []
+        self.cursor = cursor
 
 
 class TableNotFound(DynamoDMError):
@@ -294,4 +348,55 @@ def from_service(error: ServiceError, *, operation: str, table: str | None) -> D
         status=error.status,
         response=error.response,
         request_id=error.request_id,
+    )
+
+
+# ---------------------------------------------------------------- what errors carry
+
+DifferenceKind = Literal[
+    "missing_table", "missing_index", "key_schema", "attribute_type", "index", "ttl", "stream"
+]
+DIFFERENCE_KINDS: tuple[str, ...] = get_args(DifferenceKind)
+
+
+@dataclass(frozen=True)
+class TableDifference:
+    """One way a live table differs from its models (``db.check_tables``).
+
+    ``kind`` is one of ``missing_table``, ``missing_index``, ``key_schema``,
+    ``attribute_type``, ``index`` (an index's keys or projection), ``ttl``, ``stream``.
+    """
+
+    table: str
+    kind: DifferenceKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class CancellationReason:
+    """Why one action of a cancelled transaction failed (``code`` "None" when it did not)."""
+
+    index: int
+    operation: str
+    model: str
+    code: str
+    message: str
+    item: Any = None
+
+
+# Reasons of a cancelled transaction after which DynamoDB wrote nothing and asks to try
+# again: the same commit is sent anew, within the retry budget.
+RETRYABLE_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+
+
+def retryable_cancellation(reasons: list[Any]) -> bool:
+    """Whether a cancelled transaction failed only for reasons worth sending it again."""
+    codes = {str((r.get("Code") if isinstance(r, dict) else r.code) or "None") for r in reasons}
+    return bool(codes & RETRYABLE_CANCELLATIONS) and not (
+        codes - RETRYABLE_CANCELLATIONS - {"None"}
     )

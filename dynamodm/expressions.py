@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .codec import ANY, AttributeValue, Codec, EncodeError, check_nesting, encode_any
+from .codec import ANY, AttributeValue, Codec, EncodeError, check_nesting, encode_any, utf8
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -274,7 +274,10 @@ class Path(Operand, Generic[T]):
 
     def begins_with(self, prefix: str | bytes) -> Condition:
         if isinstance(prefix, str):
-            av: AttributeValue = {"S": prefix}
+            try:
+                av: AttributeValue = {"S": utf8(prefix)}
+            except EncodeError as exc:
+                raise UsageError(f"{self}.begins_with(): {exc}") from None
         elif isinstance(prefix, bytes):
             av = {"B": prefix}
         else:
@@ -677,3 +680,46 @@ def render_update(actions: Iterable[Action], r: Renderer) -> str:
     for action in actions:
         clauses[action.clause].append(action.render(r))
     return " ".join(f"{clause} {', '.join(parts)}" for clause, parts in clauses.items() if parts)
+
+
+# ---------------------------------------------------------------- request limits
+
+MAX_EXPRESSION_BYTES = 4096
+MAX_ATTRIBUTE_NAME_BYTES = 65535
+_EXPRESSIONS = (
+    "KeyConditionExpression",
+    "FilterExpression",
+    "ConditionExpression",
+    "UpdateExpression",
+    "ProjectionExpression",
+)
+
+
+def check_expressions(request: dict[str, Any], where: str) -> None:
+    """DynamoDB's limits on a request's expressions, checked before sending: each
+    expression at most 4 KB, each attribute name at most 64 KB and valid UTF-8 (some
+    servers hang on a longer expression instead of refusing it)."""
+    for name in _EXPRESSIONS:
+        text = request.get(name)
+        if text is not None and len(text) > MAX_EXPRESSION_BYTES // 4:
+            size = len(text.encode())
+            if size > MAX_EXPRESSION_BYTES:
+                raise UsageError(
+                    f"{where}: the {name} is {size} bytes and DynamoDB takes at most "
+                    f"{MAX_EXPRESSION_BYTES}; split the condition (fewer values in one "
+                    "is_in, or several requests)"
+                )
+    for attribute in request.get("ExpressionAttributeNames", {}).values():
+        if len(attribute) > MAX_ATTRIBUTE_NAME_BYTES // 4 or not attribute.isascii():
+            try:
+                size = len(attribute.encode())
+            except UnicodeEncodeError:
+                raise UsageError(
+                    f"{where}: an attribute name holds a lone surrogate character, which is "
+                    "not valid UTF-8"
+                ) from None
+            if size > MAX_ATTRIBUTE_NAME_BYTES:
+                raise UsageError(
+                    f"{where}: an attribute name is {size} bytes; DynamoDB takes at most "
+                    f"{MAX_ATTRIBUTE_NAME_BYTES}"
+                )

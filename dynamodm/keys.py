@@ -3,26 +3,19 @@ computed attributes (key templates, entity type) written with every item."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any
 
-from .codec import AttributeValue, Item
+from .codec import ANY, AttributeValue, EncodeError, Item
 from .errors import UsageError
 from .expressions import Path, _adapter
-from .schema import KeyAttribute, TableSchema, Template
+from .schema import KeyAttribute, Template, schema_of
 
 if TYPE_CHECKING:
     from .model import Model
-
-
-def schema_of(model: type[Model]) -> TableSchema:
-    schema: TableSchema | None = getattr(model, "__dm_schema__", None)
-    if schema is None:
-        raise UsageError(
-            f"{getattr(model, '__name__', model)} is not a concrete model (abstract, or no "
-            "Meta.table); only models with a table can be stored"
-        )
-    return schema
 
 
 def _first_error(exc: ValueError) -> str:
@@ -45,16 +38,50 @@ def encode_field(model: type[Model], name: str, value: Any, *, validate: bool = 
                 f"{model.__name__}: the value for {name!r} does not fit the field's type "
                 f"({_first_error(exc)})"
             ) from None
-    return model.__dm_codec__.by_name[name].codec.encode(value)
+    try:
+        return model.__dm_codec__.by_name[name].codec.encode(value)
+    except EncodeError as exc:
+        raise UsageError(f"{model.__name__}.{name}: {exc}") from None
 
 
-def key_value(model: type[Model], name: str, value: Any) -> AttributeValue:
-    """A key field's value, validated and encoded; None and empty values refused."""
+MAX_HASH_KEY_BYTES = 2048
+MAX_RANGE_KEY_BYTES = 1024
+
+
+def check_key_size(model: type[Model], name: str, av: AttributeValue, *, hash_key: bool) -> None:
+    """DynamoDB's limits on key values: 2,048 bytes for a partition (hash) key, 1,024
+    for a sort (range) key, of the table and of its indexes."""
+    raw = av.get("S")
+    if raw is None:
+        raw = av.get("B")
+        if raw is None:
+            return
+        size = len(raw)
+    else:
+        size = len(raw)
+        if size * 4 <= MAX_RANGE_KEY_BYTES:
+            return  # even four bytes a character is within both limits
+        size = len(raw.encode("utf-8", "surrogatepass"))
+    limit = MAX_HASH_KEY_BYTES if hash_key else MAX_RANGE_KEY_BYTES
+    if size > limit:
+        kind = "partition (hash)" if hash_key else "sort (range)"
+        raise UsageError(
+            f"{model.__name__}.{name}: a {kind} key value is at most {limit} bytes in "
+            f"DynamoDB; this one has {size}: store a shorter value or a hash of it"
+        )
+
+
+def key_value(
+    model: type[Model], name: str, value: Any, *, hash_key: bool = True
+) -> AttributeValue:
+    """A key field's value, validated and encoded; None, empty and oversized values
+    refused."""
     if value is None:
         raise UsageError(f"{model.__name__}: the key field {name!r} needs a value, got None")
     encoded = encode_field(model, name, value)
     if encoded is None or encoded.get("S") == "" or encoded.get("B") == b"":
         raise UsageError(f"{model.__name__}: the key field {name!r} cannot be empty")
+    check_key_size(model, name, encoded, hash_key=hash_key)
     return encoded  # type: ignore[no-any-return]
 
 
@@ -83,7 +110,11 @@ def render(
 
 
 def _key_part(
-    model: type[Model], key: KeyAttribute, values: Mapping[str, Any], validate: bool
+    model: type[Model],
+    key: KeyAttribute,
+    values: Mapping[str, Any],
+    validate: bool,
+    hash_key: bool,
 ) -> AttributeValue:
     if key.template is not None:
         text = render(model, key.template, values, validate=validate)
@@ -93,9 +124,11 @@ def _key_part(
                 f"{model.__name__}: the key needs {', '.join(repr(m) for m in missing)} "
                 f"(template {key.template.template!r})"
             )
-        return {"S": text}
+        av = {"S": text}
+        check_key_size(model, key.attribute, av, hash_key=hash_key)
+        return av
     assert key.field is not None
-    return key_value(model, key.field, values.get(key.field))
+    return key_value(model, key.field, values.get(key.field), hash_key=hash_key)
 
 
 def from_fields(model: type[Model], values: Mapping[str, Any], *, validate: bool = True) -> Item:
@@ -107,7 +140,10 @@ def from_fields(model: type[Model], values: Mapping[str, Any], *, validate: bool
             f"{model.__name__}: unknown key field {unknown[0]!r}; the key is made of "
             f"{', '.join(schema.key_fields)}"
         )
-    return {k.attribute: _key_part(model, k, values, validate) for k in schema.table_keys}
+    return {
+        k.attribute: _key_part(model, k, values, validate, k is schema.hash_key)
+        for k in schema.table_keys
+    }
 
 
 def from_values(model: type[Model], hash_value: Any, range_value: Any = None) -> Item:
@@ -132,7 +168,9 @@ def from_values(model: type[Model], hash_value: Any, range_value: Any = None) ->
                 "pass both the hash and the range key"
             )
         assert schema.range_key.field is not None
-        key[schema.range_key.attribute] = key_value(model, schema.range_key.field, range_value)
+        key[schema.range_key.attribute] = key_value(
+            model, schema.range_key.field, range_value, hash_key=False
+        )
     return key
 
 
@@ -185,8 +223,6 @@ def computed(model: type[Model], values: Mapping[str, Any], *, validate: bool = 
 
 def attribute_path(model: type[Model], attribute: str) -> Path[Any]:
     """A path to an attribute by its wire name (also for computed key attributes)."""
-    from .codec import ANY
-
     spec = model.__dm_codec__.by_attribute.get(attribute)
     if spec is not None:
         path: Path[Any] = getattr(model, spec.name)
@@ -197,3 +233,59 @@ def attribute_path(model: type[Model], attribute: str) -> Path[Any]:
 def hash_path(model: type[Model]) -> Path[Any]:
     """The table's hash key attribute, for existence conditions."""
     return attribute_path(model, schema_of(model).hash_key.attribute)
+
+
+# ---------------------------------------------------------------- identity
+
+# Wide enough for DynamoDB's 38 significant digits: normalising never rounds.
+_EXACT = Context(prec=60)
+
+
+def canonical_number(raw: str) -> str:
+    """A stored number's canonical text: "1.50", "1.5" and "15E-1" are one number to
+    DynamoDB, so they are one key."""
+    number = Decimal(raw)
+    return format(_EXACT.normalize(number), "f") if number else "0"
+
+
+def key_text(key: Item) -> str:
+    """An item's key as one canonical string (numbers normalised as DynamoDB compares
+    them, binary as base64); ``key_from_text`` reads it back."""
+    return json.dumps(
+        {
+            name: {
+                kind: (
+                    base64.b64encode(value).decode()
+                    if isinstance(value, bytes)
+                    else canonical_number(value)
+                    if kind == "N"
+                    else value
+                )
+                for kind, value in av.items()
+            }
+            for name, av in sorted(key.items())
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def key_from_text(text: str) -> Item:
+    """The key that ``key_text`` wrote."""
+    data = json.loads(text)
+    return {
+        name: {kind: (base64.b64decode(v) if kind == "B" else v) for kind, v in av.items()}
+        for name, av in data.items()
+    }
+
+
+def item_identity(table: str, key: Item) -> str:
+    """One text per stored item: two keys DynamoDB takes for one item give one text
+    (batches, transactions and guards de-duplicate with it)."""
+    text = [table]
+    for name in sorted(key):
+        ((kind, value),) = key[name].items()
+        if kind != "S":
+            return table + "\x00" + key_text(key)
+        text.append(f"{name}\x00S\x00{value}")
+    return "\x01".join(text)

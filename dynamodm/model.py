@@ -5,16 +5,16 @@ from __future__ import annotations
 import typing
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
 
 from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
 from pydantic._internal._typing_extra import parent_frame_namespace
 
 from . import hooks
-from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable
+from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable, utcnow
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
 from .query import Query
@@ -24,26 +24,22 @@ from .schema import (
     TTL,
     CreatedAt,
     GlobalIndex,
+    HashKey,
     LocalIndex,
     Marker,
+    RangeKey,
     TableSchema,
     UpdatedAt,
     Version,
     build_schema,
     markers_of,
 )
-
-if TYPE_CHECKING:
-    from .session import Session
+from .session import Session, current_session
 
 
 def new_id() -> str:
     """A new random id (32 hex characters), for ``Field(default_factory=dm.new_id)``."""
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ModelMeta(ModelMetaclass):
@@ -133,8 +129,6 @@ def _optional(annotation: Any) -> bool:
 
 
 def _declared_index_keys(meta: Any, field_markers: dict[str, set[Marker]]) -> set[str]:
-    from .schema import HashKey, RangeKey
-
     names = {n for n, marks in field_markers.items() if marks & {HashKey, RangeKey}}
     for index in getattr(meta, "indexes", ()) or ():
         if isinstance(index, GlobalIndex | LocalIndex):
@@ -172,16 +166,7 @@ def _check_markers(name: str, cls: type[Model], field_markers: dict[str, set[Mar
         cls.model_rebuild(force=True)
 
 
-def set_state(instance: BaseModel, name: str, value: Any) -> None:
-    """Set one of the library's per-instance values (``_dm_extra``, ``_dm_partial``,
-    ``_dm_unique``): kept in the instance __dict__, invisible to dumps and equality."""
-    object.__setattr__(instance, name, value)
-
-
-def _session(session: Session | None) -> Session:
-    from .session import current_session
-
-    return current_session(session)
+_session = current_session
 
 
 class Model(BaseModel, metaclass=ModelMeta):
@@ -205,6 +190,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     _dm_extra: ClassVar[dict[str, Any]] = {}
     _dm_partial: ClassVar[bool] = False
     _dm_unique: ClassVar[dict[str, Any] | None] = None
+    _dm_stored: ClassVar[dict[str, Any] | None] = None  # the item as last read or written
 
     # -- class-level operations
 
@@ -222,16 +208,24 @@ class Model(BaseModel, metaclass=ModelMeta):
         range_key: Any = None,
         *,
         consistent: bool = False,
+        include_expired: bool = False,
         session: Session | None = None,
         **fields: Any,
     ) -> Self:
-        """The item with this key; raises ``dm.NotFound`` when there is none.
+        """The item with this key; raises ``dm.NotFound`` when there is none (or it is past
+        its TTL, unless ``include_expired=True``).
 
         Models with templated keys take the key fields by name:
         ``TrainingSession.get(athlete_id="a-1", session_id="s-9")``.
         """
         found = await _session(session).get(
-            cls, hash_key, range_key, consistent=consistent, required=True, fields=fields
+            cls,
+            hash_key,
+            range_key,
+            consistent=consistent,
+            required=True,
+            fields=fields,
+            include_expired=include_expired,
         )
         assert found is not None
         return found
@@ -243,13 +237,46 @@ class Model(BaseModel, metaclass=ModelMeta):
         range_key: Any = None,
         *,
         consistent: bool = False,
+        include_expired: bool = False,
         session: Session | None = None,
         **fields: Any,
     ) -> Self | None:
-        """The item with this key, or None."""
+        """The item with this key, or None (also for an item past its TTL, unless
+        ``include_expired=True``)."""
         return await _session(session).get(
-            cls, hash_key, range_key, consistent=consistent, fields=fields
+            cls,
+            hash_key,
+            range_key,
+            consistent=consistent,
+            fields=fields,
+            include_expired=include_expired,
         )
+
+    @classmethod
+    @overload
+    async def delete_key(
+        cls,
+        hash_key: Any = None,
+        range_key: Any = None,
+        *,
+        condition: ConditionLike | None = None,
+        returning: Literal[False] = False,
+        session: Session | None = None,
+        **fields: Any,
+    ) -> None: ...
+
+    @classmethod
+    @overload
+    async def delete_key(
+        cls,
+        hash_key: Any = None,
+        range_key: Any = None,
+        *,
+        condition: ConditionLike | None = None,
+        returning: Literal[True],
+        session: Session | None = None,
+        **fields: Any,
+    ) -> Self | None: ...
 
     @classmethod
     async def delete_key(
@@ -258,12 +285,38 @@ class Model(BaseModel, metaclass=ModelMeta):
         range_key: Any = None,
         *,
         condition: ConditionLike | None = None,
+        returning: bool = False,
         session: Session | None = None,
         **fields: Any,
-    ) -> None:
-        """Delete the item with this key (nothing happens if there is none)."""
-        await _session(session).delete_key(
-            cls, hash_key, range_key, condition=condition, fields=fields
+    ) -> Self | None:
+        """Delete the item with this key (nothing happens if there is none); with
+        ``returning=True``, the deleted item as an instance (None if there was none)."""
+        found: Self | None = await _session(session).delete_key(
+            cls, hash_key, range_key, condition=condition, fields=fields, returning=returning
+        )
+        return found
+
+    @classmethod
+    async def update_key(
+        cls,
+        key: Any,
+        *actions: Action,
+        condition: ConditionLike | None = None,
+        if_version: int | None = None,
+        touch: bool = True,
+        session: Session | None = None,
+        **sets: Any,
+    ) -> Self:
+        """Update an existing item by key without reading it first; returns it as stored.
+
+        ``key`` is a hash value or a ``(hash, range)`` tuple; ``dm.NotFound`` if there is
+        no such item. ``if_version=n`` makes it conditional on the stored version
+        (``dm.VersionConflict``); ``touch=False`` leaves ``Version`` and ``UpdatedAt``
+        alone, for counters: ``await Post.update_key(pid, dm.attr(Post.views).add(1),
+        touch=False)``.
+        """
+        return await _session(session).update_key(
+            cls, key, actions, sets, condition=condition, if_version=if_version, touch=touch
         )
 
     @classmethod
@@ -284,18 +337,31 @@ class Model(BaseModel, metaclass=ModelMeta):
 
     @classmethod
     async def batch_get(
-        cls, keys: Sequence[Any], *, consistent: bool = False, session: Session | None = None
+        cls,
+        keys: Sequence[Any],
+        *,
+        consistent: bool = False,
+        on_invalid: Literal["raise", "skip"] = "raise",
+        include_expired: bool = False,
+        session: Session | None = None,
     ) -> list[Self]:
         """The items with these keys (hash values or ``(hash, range)`` tuples), in the order
-        asked, missing ones left out. Any number of keys."""
+        asked, missing ones left out. Any number of keys. Items that do not fit the model
+        raise ``dm.ItemInvalid`` (the good ones on ``.items``), or are skipped with
+        ``on_invalid="skip"``."""
         return await _session(session).batch_get(
-            [(cls, key) for key in keys], consistent=consistent
+            [(cls, key) for key in keys],
+            consistent=consistent,
+            on_invalid=on_invalid,
+            include_expired=include_expired,
         )
 
     @classmethod
-    async def get_by(cls, *, session: Session | None = None, **value: Any) -> Self:
+    async def get_by(
+        cls, *, include_expired: bool = False, session: Session | None = None, **value: Any
+    ) -> Self:
         """The item whose unique field has this value: ``await User.get_by(email=...)``."""
-        return await _session(session).get_by(cls, **value)
+        return await _session(session).get_by(cls, include_expired=include_expired, **value)
 
     @classmethod
     def query(
@@ -309,6 +375,8 @@ class Model(BaseModel, metaclass=ModelMeta):
         reverse: bool = False,
         consistent: bool = False,
         attributes: Sequence[str] | None = None,
+        on_invalid: Literal["raise", "skip"] = "raise",
+        include_expired: bool = False,
         session: Session | None = None,
         **fields: Any,
     ) -> Query[Self]:
@@ -333,6 +401,8 @@ class Model(BaseModel, metaclass=ModelMeta):
             attributes=attributes,
             session=session,
             fields=fields,
+            on_invalid=on_invalid,
+            include_expired=include_expired,
         )
 
     @classmethod
@@ -345,6 +415,8 @@ class Model(BaseModel, metaclass=ModelMeta):
         index: str | None = None,
         attributes: Sequence[str] | None = None,
         consistent: bool = False,
+        on_invalid: Literal["raise", "skip"] = "raise",
+        include_expired: bool = False,
         session: Session | None = None,
     ) -> Query[Self]:
         """Every item of the table (or ``index``); ``segments > 1`` scans in parallel."""
@@ -358,15 +430,31 @@ class Model(BaseModel, metaclass=ModelMeta):
             attributes=attributes,
             consistent=consistent,
             session=session,
+            on_invalid=on_invalid,
+            include_expired=include_expired,
         )
 
     # -- instance operations
 
     async def save(
-        self, *, condition: ConditionLike | None = None, session: Session | None = None
+        self,
+        *,
+        condition: ConditionLike | None = None,
+        replace: bool = False,
+        session: Session | None = None,
     ) -> None:
-        """Store the whole item (PutItem), honouring Version and ``condition``."""
-        await _session(session).put(self, condition=condition)
+        """Store this item, honouring Version, unique fields and ``condition``.
+
+        An instance that was read (returned by get, query, create, update...) sends an
+        UpdateItem of the fields that changed, conditional on the item existing; nothing
+        when nothing changed. A built instance, or ``replace=True``, sends the whole item
+        (PutItem)."""
+        await _session(session).put(self, condition=condition, replace=replace)
+
+    async def insert(self, *, session: Session | None = None) -> None:
+        """Store this built instance as a new item; ``dm.AlreadyExists`` if the key is
+        taken (``create()`` for an instance built in code)."""
+        await _session(session).put(self, create=True)
 
     async def update(
         self,
@@ -378,11 +466,37 @@ class Model(BaseModel, metaclass=ModelMeta):
         """Change the stored item in one UpdateItem and refresh this instance from it."""
         await _session(session).update(self, actions, sets, condition=condition)
 
+    @overload
     async def delete(
-        self, *, condition: ConditionLike | None = None, session: Session | None = None
-    ) -> None:
-        """Delete this item, honouring Version and ``condition``."""
-        await _session(session).delete(self, condition=condition)
+        self,
+        *,
+        condition: ConditionLike | None = None,
+        returning: Literal[False] = False,
+        session: Session | None = None,
+    ) -> None: ...
+
+    @overload
+    async def delete(
+        self,
+        *,
+        condition: ConditionLike | None = None,
+        returning: Literal[True],
+        session: Session | None = None,
+    ) -> Self | None: ...
+
+    async def delete(
+        self,
+        *,
+        condition: ConditionLike | None = None,
+        returning: bool = False,
+        session: Session | None = None,
+    ) -> Self | None:
+        """Delete this item, honouring Version and ``condition``; with
+        ``returning=True``, the item as it was stored (None if there was none)."""
+        found: Self | None = await _session(session).delete(
+            self, condition=condition, returning=returning
+        )
+        return found
 
     # -- helpers
 

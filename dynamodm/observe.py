@@ -28,6 +28,7 @@ class RequestEvent:
     outcome: str
     consumed_capacity: Any = None
     dry_run: bool = False
+    request_id: str | None = None  # the x-amzn-RequestId of the last answer, if any
 
 
 Listener = Callable[[RequestEvent], None]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
-import hmac
-import json
+import copy
+import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from . import keys
-from .codec import EncodeError, Item, check_number, decode_any
-from .errors import InvalidCursor, UsageError
+from pydantic import BaseModel
+
+from . import cursor, keys
+from .codec import Item, decode_any
+from .connection import Connection, current_connection
+from .errors import InvalidCursor, ItemInvalid, UsageError
 from .expressions import (
     BeginsWith,
     Between,
@@ -28,17 +30,19 @@ from .expressions import (
     Value,
     all_of,
     as_condition,
+    check_expressions,
     paths_of,
 )
-from .schema import IndexSchema, KeyAttribute, TableSchema
+from .instances import load_checked
+from .schema import IndexSchema, KeyAttribute, TableSchema, schema_of
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
 
-M = TypeVar("M", bound="Model")
+M = TypeVar("M", bound=BaseModel)  # a model, or the view of a projected query
+V = TypeVar("V", bound=BaseModel)
 
-DEFAULT_CURSOR_KEY = b"dynamodm cursor integrity"
+logger = logging.getLogger("dynamodm")
 _KEY_OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
 _SCAN_QUEUE = 1024
 
@@ -69,16 +73,16 @@ class Query(Generic[M]):
         consistent: bool = False,
         attributes: Sequence[str] | None = None,
         segments: int = 1,
-        session: Session | None = None,
+        session: Connection | None = None,
         fields: Mapping[str, Any] | None = None,
         entities: Sequence[str] | None = None,
+        on_invalid: Literal["raise", "skip"] = "raise",
+        include_expired: bool = False,
     ) -> None:
-        from .session import _schema
-
-        self.model = model
+        self.model: type[Model] = model  # type: ignore[assignment]
         self.operation = operation
         self._session = session
-        schema = _schema(model)
+        schema = schema_of(self.model)
         name = model.__name__
         self.index = _index(schema, index, name)
         self.hash_key, self.range_key = _keys(schema, self.index)
@@ -95,6 +99,11 @@ class Query(Generic[M]):
             raise UsageError(f"{name}: segments must be an int from 1 to 1,000,000")
         if operation == "Query" and segments != 1:
             raise UsageError(f"{name}: segments is for scan(), not query()")
+        if on_invalid not in ("raise", "skip"):
+            raise UsageError(f"{name}: on_invalid is 'raise' or 'skip', not {on_invalid!r}")
+        self.on_invalid = on_invalid
+        self._view: type[Any] | None = None
+        self.skipped = 0
         self.limit = limit
         self.reverse = reverse
         self.consistent = consistent
@@ -108,6 +117,7 @@ class Query(Generic[M]):
         if self.index is not None:
             request["IndexName"] = self.index.name
         self.hash_av: dict[str, Any] | None = None
+        self._range_condition: Condition | None = None
         self._key_fingerprint = ""
         filters: list[Condition | None] = []
         fields = dict(fields or {})
@@ -128,6 +138,7 @@ class Query(Generic[M]):
                 templated, exact = self._template_range(range_condition, fields)
                 if templated is not None:
                     expression += " AND " + templated.render(renderer)
+                    self._range_condition = templated
                 filters.append(exact)
             elif fields:
                 raise UsageError(
@@ -137,9 +148,10 @@ class Query(Generic[M]):
             elif range_condition is not None:
                 condition = as_condition(range_condition, "range_condition")
                 expression += " AND " + self._range_expression(condition, renderer)
+                self._range_condition = condition
             request["KeyConditionExpression"] = expression
             # A cursor only fits this key condition: another one refuses its start key.
-            self._key_fingerprint = _fingerprint([expression, renderer.values])
+            self._key_fingerprint = cursor.fingerprint([expression, renderer.values])
             if reverse:
                 request["ScanIndexForward"] = False
         elif range_condition is not None or hash_value is not None or reverse or fields:
@@ -164,7 +176,11 @@ class Query(Generic[M]):
             request["ExpressionAttributeNames"] = renderer.attribute_names()
         if renderer.values:
             request["ExpressionAttributeValues"] = renderer.values
-        self.has_filter = combined is not None
+        # Items past their TTL that DynamoDB has not deleted yet are filtered out on each
+        # request (the time is taken when it is sent).
+        self._expiry = None if include_expired else schema.ttl_attribute
+        self.has_filter = combined is not None or self._expiry is not None
+        check_expressions(request, f"{name}.{operation.lower()}()")
         self._request = request
 
     # -- building
@@ -351,20 +367,53 @@ class Query(Generic[M]):
                     names.append(key.attribute)
         return names
 
+    def project(self, view: type[V]) -> Query[V]:
+        """This query returning ``view`` instances: a Pydantic model whose field names are
+        fields of the model. Only those attributes are read (a ProjectionExpression)."""
+        if not (isinstance(view, type) and issubclass(view, BaseModel)):
+            raise UsageError(f"{self.model.__name__}.project() takes a Pydantic model class")
+        unknown = [name for name in view.model_fields if name not in self.model.model_fields]
+        if unknown:
+            raise UsageError(
+                f"{self.model.__name__}.project({view.__name__}): {unknown[0]!r} is not a "
+                f"field of {self.model.__name__}"
+            )
+        clone: Query[Any] = copy.copy(self)
+        request = dict(self._request)
+        renderer = Renderer()
+        names = request.get("ExpressionAttributeNames", {})
+        renderer.names = {attribute: placeholder for placeholder, attribute in names.items()}
+        request["ProjectionExpression"] = self._projection(list(view.model_fields), renderer)
+        request["ExpressionAttributeNames"] = renderer.attribute_names()
+        clone._request = request
+        clone.partial = True
+        clone._view = view
+        return clone
+
     # -- running
 
-    def session(self) -> Session:
-        from .session import current_session
+    def session(self) -> Connection:
+        return current_connection(self._session)
 
-        return current_session(self._session)
-
-    def _base(self, session: Session) -> dict[str, Any]:
+    def _base(self, session: Connection) -> dict[str, Any]:
         request = dict(self._request)
-        request["TableName"] = session.table_name(self.model)
+        request["TableName"] = session.names.of(self.model)
+        if self._expiry is not None:
+            alive = "(attribute_not_exists(#dm_ttl) OR #dm_ttl > :dm_now)"
+            existing = request.get("FilterExpression")
+            request["FilterExpression"] = f"({existing}) AND {alive}" if existing else alive
+            request["ExpressionAttributeNames"] = {
+                **request.get("ExpressionAttributeNames", {}),
+                "#dm_ttl": self._expiry,
+            }
+            request["ExpressionAttributeValues"] = {
+                **request.get("ExpressionAttributeValues", {}),
+                ":dm_now": {"N": str(int(time.time()))},
+            }
         return request
 
     async def _pages(
-        self, session: Session, request: dict[str, Any], want: int | None
+        self, session: Connection, request: dict[str, Any], want: int | None
     ) -> AsyncIterator[tuple[list[Item], Item | None]]:
         """Raw pages: (items, LastEvaluatedKey), asking no more than ``want`` if given."""
         table = request["TableName"]
@@ -383,20 +432,46 @@ class Query(Generic[M]):
                 if want <= 0 and not self.has_filter:
                     return
 
-    def _load(self, session: Session, item: Item) -> M:
-        return session.load(self.model, item, partial=self.partial)
+    def _load(self, session: Connection, item: Item) -> M | None:
+        """The instance of a stored item; None when it does not fit the model and
+        ``on_invalid="skip"``, else ``ItemInvalid`` whose cursor resumes after it."""
+        try:
+            instance: Any = load_checked(self.model, item, partial=self.partial)
+            if self._view is None:
+                loaded: M = instance
+                return loaded
+            values = instance.__dict__
+            fields = self._view.model_fields
+            view: M = self._view.model_validate({n: values[n] for n in fields if n in values})
+            return view
+        except ItemInvalid as error:
+            if self.on_invalid == "skip":
+                self.skipped += 1
+                logger.warning(
+                    "%s.%s(): skipped an item that does not fit the model (fields %s), key %s",
+                    self.model.__name__,
+                    self.operation.lower(),
+                    ", ".join(error.fields),
+                    error.key,
+                )
+                return None
+            if self.segments == 1:
+                error.cursor = self._encode_cursor(item, session.cursor_key)
+            raise
 
     async def __aiter__(self) -> AsyncIterator[M]:
         session = self.session()
         async for item in self._items(session):
-            yield self._load(session, item)
+            instance = self._load(session, item)
+            if instance is not None:
+                yield instance
 
     def raw(self) -> AsyncIterator[Item]:
         """The matching items as DynamoDB returns them (AttributeValues, every attribute),
         without building models: for exports and tools."""
         return self._items(self.session())
 
-    async def _items(self, session: Session) -> AsyncIterator[Item]:
+    async def _items(self, session: Connection) -> AsyncIterator[Item]:
         if self.segments > 1:
             async for item in self._parallel_scan(session):
                 yield item
@@ -410,7 +485,7 @@ class Query(Generic[M]):
                     if remaining == 0:
                         return
 
-    async def _parallel_scan(self, session: Session) -> AsyncIterator[Item]:
+    async def _parallel_scan(self, session: Connection) -> AsyncIterator[Item]:
         queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(_SCAN_QUEUE)
 
         async def segment(number: int) -> None:
@@ -452,10 +527,21 @@ class Query(Generic[M]):
 
     async def all(self) -> list[M]:
         """Every matching item (up to ``limit``), following pages."""
-        return [item async for item in self]
+        found: list[M] = []
+        try:
+            async for item in self:
+                found.append(item)
+        except ItemInvalid as error:
+            error.items = found
+            raise
+        return found
 
     async def first(self) -> M | None:
         """The first matching item, reading pages until one matches; None if none does."""
+        if self.on_invalid == "skip":
+            async for instance in self:
+                return instance
+            return None
         session = self.session()
         async for items, _last in self._pages(session, self._base(session), 1):
             if items:
@@ -477,7 +563,7 @@ class Query(Generic[M]):
         return total
 
     async def _count_pages(
-        self, session: Session, request: dict[str, Any]
+        self, session: Connection, request: dict[str, Any]
     ) -> AsyncIterator[tuple[int, Item | None]]:
         table = request["TableName"]
         while True:
@@ -505,8 +591,15 @@ class Query(Generic[M]):
         last_item: Item | None = None
         async for items, last in self._pages(session, request, size):
             for position, item in enumerate(items):
-                results.append(self._load(session, item))
+                try:
+                    instance = self._load(session, item)
+                except ItemInvalid as error:
+                    error.items = results
+                    raise
                 last_item = item
+                if instance is None:
+                    continue
+                results.append(instance)
                 if len(results) == size:
                     more = position < len(items) - 1 or last is not None
                     return Page(
@@ -532,53 +625,34 @@ class Query(Generic[M]):
         }
 
     def _encode_cursor(self, item: Item, secret: bytes) -> str:
-        key = {name: _jsonable(item[name]) for name in self._key_attributes() if name in item}
-        payload = json.dumps(
-            {**self._identity(), "k": key}, separators=(",", ":"), sort_keys=True
-        ).encode()
-        return _b64(payload) + "." + _b64(_sign(payload, secret))
+        key = {name: item[name] for name in self._key_attributes() if name in item}
+        return cursor.encode(self._identity(), key, secret)
 
-    def _decode_cursor(self, cursor: str, secret: bytes) -> Item:
-        name = self.model.__name__
-        if not isinstance(cursor, str) or cursor.count(".") != 1:
-            raise InvalidCursor(f"{name}: the cursor is not one this query produced")
-        body, signature = cursor.split(".")
-        try:
-            payload = _unb64(body)
-            valid = hmac.compare_digest(_unb64(signature), _sign(payload, secret))
-        except (binascii.Error, ValueError):
-            valid = False
-        if not valid:
-            raise InvalidCursor(f"{name}: the cursor was altered or truncated")
-        # Signed with the default key (public), a cursor can be forged: read it as untrusted.
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise InvalidCursor(f"{name}: the cursor is not one this query produced")
-        expected = self._identity()
-        if any(data.get(k) != v for k, v in expected.items()):
-            raise InvalidCursor(
-                f"{name}: the cursor belongs to another query (model, index, hash value or "
-                "range condition)"
-            )
-        key = data.get("k")
-        if not isinstance(key, dict) or set(key) != set(self._key_attributes()):
-            raise InvalidCursor(f"{name}: the cursor does not hold this query's key")
-        try:
-            start = {k: _from_jsonable(v) for k, v in key.items()}
-        except ValueError:  # base64 of bytes that does not decode
-            start = {}
+    def _decode_cursor(self, text: str, secret: bytes) -> Item:
         schema: TableSchema = self.model.__dm_schema__
         declared = [schema.hash_key, schema.range_key]
         if self.index is not None:
             declared += [self.index.hash_key, self.index.range_key]
         types = {k.attribute: k.type for k in declared if k is not None}
-        if not start or not all(_fits(start[a], types.get(a)) for a in start):
-            raise InvalidCursor(f"{name}: the cursor does not hold this query's key")
+        start = cursor.decode(
+            text,
+            identity=self._identity(),
+            key_types={a: types.get(a) for a in self._key_attributes()},
+            secret=secret,
+            model=self.model.__name__,
+        )
         if self.hash_av is not None and start[self.hash_key.attribute] != self.hash_av:
-            raise InvalidCursor(f"{name}: the cursor starts in another partition")
+            raise InvalidCursor(f"{self.model.__name__}: the cursor starts in another partition")
+        if (
+            self._range_condition is not None
+            and self.range_key is not None
+            and not _key_condition_holds(self._range_condition, start[self.range_key.attribute])
+        ):
+            # DynamoDB refuses such a start key (ValidationException), and some servers end
+            # the listing silently: refuse it here, before sending.
+            raise InvalidCursor(
+                f"{self.model.__name__}: the cursor starts outside the query's range condition"
+            )
         return start
 
 
@@ -598,6 +672,45 @@ def _between(model: type[Model], attribute: str, low: str, high: str) -> Conditi
 
 def _one_of(model: type[Model], attribute: str, values: Sequence[str]) -> Condition:
     return In(keys.attribute_path(model, attribute), tuple(Value({"S": v}) for v in values))
+
+
+def _ordered(av: dict[str, Any]) -> Any:
+    """A key value in DynamoDB's order: numbers by value, strings by their UTF-8 bytes,
+    binary by bytes."""
+    ((kind, raw),) = av.items()
+    if kind == "N":
+        return Decimal(raw)
+    if kind == "S":
+        return raw.encode("utf-8", "surrogatepass")
+    return bytes(raw)
+
+
+def _key_condition_holds(condition: Condition, av: dict[str, Any]) -> bool:
+    """Whether a range key value meets a key condition (the start key of a cursor)."""
+    try:
+        value = _ordered(av)
+        if isinstance(condition, Comparison) and isinstance(condition.right, Value):
+            other = _ordered(condition.right.av)
+            holds: bool = {
+                "=": value == other,
+                "<": value < other,
+                "<=": value <= other,
+                ">": value > other,
+                ">=": value >= other,
+            }[condition.op]
+            return holds
+        if (
+            isinstance(condition, Between)
+            and isinstance(condition.low, Value)
+            and isinstance(condition.high, Value)
+        ):
+            return bool(_ordered(condition.low.av) <= value <= _ordered(condition.high.av))
+        if isinstance(condition, BeginsWith) and isinstance(condition.prefix, Value):
+            prefix = _ordered(condition.prefix.av)
+            return isinstance(value, bytes) and value.startswith(prefix)
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return False
+    return True
 
 
 def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]]:
@@ -663,57 +776,3 @@ def _uses(text: str, placeholder: str) -> bool:
         if end == len(text) or not text[end].isdigit():
             return True
         start = end
-
-
-def _fingerprint(value: Any) -> str:
-    data = json.dumps(_jsonable(value), sort_keys=True).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _sign(payload: bytes, secret: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()[:16]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _jsonable(av: Any) -> Any:
-    if isinstance(av, bytes):
-        return {"$b": base64.b64encode(av).decode()}
-    if isinstance(av, dict):
-        return {k: _jsonable(v) for k, v in av.items()}
-    if isinstance(av, list):
-        return [_jsonable(v) for v in av]
-    return av
-
-
-def _fits(value: Any, kind: str | None) -> bool:
-    """Whether a start key value read from a cursor is one non-empty scalar of its type."""
-    if not isinstance(value, dict) or len(value) != 1 or kind not in value:
-        return False
-    raw = value[kind]
-    if kind == "B":
-        return isinstance(raw, bytes) and bool(raw)
-    if not isinstance(raw, str) or not raw:
-        return False
-    if kind == "N":
-        try:
-            check_number(raw)
-        except EncodeError:
-            return False
-    return True
-
-
-def _from_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$b"}:
-            return base64.b64decode(value["$b"])
-        return {k: _from_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_jsonable(v) for v in value]
-    return value

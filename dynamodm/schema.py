@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from .errors import InvalidModel
+from .errors import InvalidModel, UsageError
 
 if TYPE_CHECKING:
+    from .model import Model
     from .registry import Registry
 
 
@@ -245,6 +246,12 @@ class TableSchema:
         return self._key_attributes
 
     @cached_property
+    def range_attributes(self) -> frozenset[str]:
+        """Attributes that are a range (sort) key of the table or of an index."""
+        keys = [self.range_key, *(index.range_key for index in self.indexes.values())]
+        return frozenset(k.attribute for k in keys if k is not None)
+
+    @cached_property
     def _key_attributes(self) -> dict[str, KeyAttribute]:
         found = {self.hash_key.attribute: self.hash_key}
         if self.range_key is not None:
@@ -256,7 +263,9 @@ class TableSchema:
         return found
 
 
-RESERVED_FIELD_NAMES = frozenset({"session", "condition"})
+RESERVED_FIELD_NAMES = frozenset(
+    {"session", "condition", "touch", "if_version", "returning", "on_invalid", "include_expired"}
+)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 MAX_GSI = 20
 MAX_LSI = 5
@@ -521,3 +530,58 @@ def _projection(
         if name not in attribute_names:
             raise fail(model, f"{where}: projection names unknown field {name!r}")
     return "INCLUDE", tuple(attribute_names[n] for n in names)
+
+
+# ---------------------------------------------------------------- physical table names
+
+GUARD_TABLE = "dynamodm-unique"
+
+
+def schema_of(model: type[Model]) -> TableSchema:
+    """The table schema of a concrete model; ``UsageError`` for an abstract one."""
+    schema: TableSchema | None = getattr(model, "__dm_schema__", None)
+    if schema is None:
+        raise UsageError(
+            f"{getattr(model, '__name__', model)} is not a concrete model (abstract, or no "
+            "Meta.table); only models with a table can be stored"
+        )
+    return schema
+
+
+class TableNames:
+    """The physical names of tables under one prefix: ``prefix + Meta.table``, and the
+    uniqueness guard table ``prefix + "dynamodm-unique"``. The one home of that rule."""
+
+    __slots__ = ("_by_model", "guard", "prefix")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.guard = prefix + GUARD_TABLE
+        self._by_model: dict[type[Model], str] = {}
+
+    def __repr__(self) -> str:
+        return f"TableNames({self.prefix!r})"
+
+    def of(self, model: type[Model]) -> str:
+        """The physical table name of a model."""
+        name = self._by_model.get(model)
+        if name is None:
+            name = self._by_model[model] = self.prefix + schema_of(model).table
+        return name
+
+    def table(self, logical: str) -> str:
+        """The physical name of a table by its ``Meta.table`` name."""
+        return self.prefix + logical
+
+    def model_of(self, physical: str) -> type[Model] | None:
+        """A model this object has named with a physical table name, if any."""
+        for model, name in self._by_model.items():
+            if name == physical:
+                return model
+        return None
+
+    def logical(self, physical: str) -> str | None:
+        """The ``Meta.table`` name of a physical table of this prefix, else None."""
+        if not physical.startswith(self.prefix):
+            return None
+        return physical[len(self.prefix) :]

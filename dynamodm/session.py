@@ -1,46 +1,23 @@
-"""Session: the one place where model operations become DynamoDB requests."""
+"""Session: the verbs of the public API (with their hooks), table set-up and tables
+created on first use, on top of the Connection that sends; ``dm.connect``."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from collections.abc import Iterable, Sequence
-from contextvars import ContextVar, Token
-from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from . import batch, hooks, keys, tables, unique, writes
+from . import batch, execute, hooks, keys, tables, writes
 from .codec import Item
-from .errors import (
-    ConfigurationError,
-    NotFound,
-    ServiceError,
-    TableNotFound,
-    UsageError,
-    from_service,
-)
-from .expressions import (
-    Action,
-    ConditionLike,
-    Path,
-)
-from .model import set_state
-from .observe import Listener, RequestEvent, active_dry_run, log_event
-from .observe import logger as request_logger
-from .query import DEFAULT_CURSOR_KEY
+from .connection import Connection, current_connection
+from .errors import NotFound
+from .expressions import Action, ConditionLike
+from .instances import expired, load_checked, load_item, stored_values
+from .observe import active_dry_run
+from .registry import registry
 from .retry import RetryPolicy
-from .schema import StreamView
-from .transport import (
-    BotocoreTransport,
-    HttpTransport,
-    Request,
-    Response,
-    Transport,
-    open_transport,
-)
+from .schema import StreamView, schema_of
 
 if TYPE_CHECKING:
     import aioboto3
@@ -49,53 +26,16 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="Model")
 
-_current: ContextVar[Session | None] = ContextVar("dynamodm_session", default=None)
-_open_sessions: list[Session] = []
 logger = logging.getLogger("dynamodm.session")
-_WRITE_OPERATIONS = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
-_CAPACITY_OPERATIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-    }
-)
-
 
 
 def current_session(explicit: Session | None = None) -> Session:
-    """The session a model call uses: explicit, else this task's, else the latest open one."""
-    if explicit is not None:
-        return explicit
-    session = _current.get()
-    if session is not None and session.is_open:
-        return session
-    if _open_sessions:
-        return _open_sessions[-1]
-    raise ConfigurationError(
-        "no dynamodm session is open: wrap the calls in `async with dm.connect(...) as db:` "
-        "(or open one in your app's lifespan), or pass session=..."
-    )
+    """The session a model call uses: explicit, else this task's, else the latest one
+    open on the running event loop."""
+    return cast(Session, current_connection(explicit))
 
 
-def _env(*names: str) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
-
-
-class Session:
+class Session(Connection):
     """An open connection to DynamoDB (an async context manager). See ``dm.connect``."""
 
     def __init__(
@@ -114,204 +54,45 @@ class Session:
         transport: Literal["http", "botocore"] = "http",
         cursor_secret: str | bytes | None = None,
     ) -> None:
-        if transport not in ("http", "botocore"):
-            raise ConfigurationError(
-                f"transport={transport!r}: use 'http' (the fast default) or 'botocore'"
-            )
-        self.transport_name = transport
-        secret = cursor_secret or _env("DYNAMODM_CURSOR_SECRET")
-        self.cursor_key = (
-            secret.encode() if isinstance(secret, str) else secret or DEFAULT_CURSOR_KEY
+        super().__init__(
+            region=region,
+            endpoint_url=endpoint_url,
+            table_prefix=table_prefix,
+            boto_session=boto_session,
+            retry=retry,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            consumed_capacity=consumed_capacity,
+            transport=transport,
+            cursor_secret=cursor_secret,
         )
-        self.endpoint_url = endpoint_url or _env("DYNAMODB_ENDPOINT_URL", "DYNAMODB_ENDPOINT")
-        self.table_prefix = (
-            table_prefix if table_prefix is not None else _env("DYNAMODB_TABLE_PREFIX") or ""
-        )
-        self.region = region
-        self.retry = retry or RetryPolicy()
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_connections = max_connections
-        self._boto_session = boto_session
-        self._transport: Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tokens: list[Token[Session | None]] = []
-        self._listeners: list[Listener] = []
-        self._table_names: dict[type[Model], str] = {}
-        self._models_by_table: dict[str, type[Model]] = {}
         self.auto_create_tables = auto_create_tables
-        self.consumed_capacity = consumed_capacity
-
-    # -- lifecycle
-
-    @property
-    def is_open(self) -> bool:
-        return self._transport is not None
 
     async def open(self) -> Session:
         """Open the connection (``async with`` does this for you)."""
-        if self._transport is not None:
-            raise UsageError("this session is already open")
-        self._transport, self.region = await open_transport(
-            self.transport_name,
-            region=self.region,
-            endpoint_url=self.endpoint_url,
-            boto_session=self._boto_session,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            max_connections=self.max_connections,
-        )
-        self._loop = asyncio.get_running_loop()
-        _open_sessions.append(self)
+        await super().open()
         return self
-
-    async def close(self) -> None:
-        """Close the connection; model calls then use another open session, if any."""
-        transport, self._transport = self._transport, None
-        if self in _open_sessions:
-            _open_sessions.remove(self)
-        if transport is not None:
-            await transport.close()
 
     async def __aenter__(self) -> Session:
-        if self._transport is None:
-            await self.open()
-        self._tokens.append(_current.set(self))
+        await super().__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._tokens:
-            token = self._tokens.pop()
-            try:
-                _current.reset(token)
-            except ValueError:
-                _current.set(None)
-        await self.close()
-
-    @property
-    def transport(self) -> Transport:
-        if self._transport is None:
-            raise ConfigurationError(
-                "this session is closed: use it inside `async with dm.connect(...)`"
-            )
-        if self._loop is not asyncio.get_running_loop():
-            raise ConfigurationError(
-                "this session was opened on another event loop; open a session in each loop "
-                "(e.g. per test, or per asyncio.run in a Lambda handler)"
-            )
-        return self._transport
-
-    @property
-    def client(self) -> Any:
-        """The aioboto3 DynamoDB client of this session (an escape hatch)."""
-        transport = self.transport
-        if isinstance(transport, BotocoreTransport | HttpTransport):
-            return transport.client
-        raise ConfigurationError("this session's transport has no aioboto3 client")
-
-    # -- requests
-
-    async def call(
-        self, operation: str, request: Request, *, idempotent: bool, table: str | None = None
-    ) -> Response:
-        """Send one request through the retry policy; errors become the library's.
-
-        A table created on first use (``auto_create_tables``) is created when the service
-        answers ResourceNotFoundException, and the request sent once more.
-        """
-        try:
-            return await self._call(operation, request, idempotent=idempotent, table=table)
-        except TableNotFound:
-            names = [table] if table else list(request.get("RequestItems", {}))
-            models = [self._models_by_table[n] for n in names if n in self._models_by_table]
-            if not self.auto_create_tables or not models or operation.endswith("Table"):
-                raise
-            logger.info("creating tables %s on first use", names)
-            wanted: list[type[Model]] = []
-            for model in models:
-                schema = _schema(model)
-                wanted.extend(schema.registry.by_table(schema.table) or [model])
-            await self.create_tables(*dict.fromkeys(wanted))
-            return await self._call(operation, request, idempotent=idempotent, table=table)
-
-    async def _call(
-        self, operation: str, request: Request, *, idempotent: bool, table: str | None
-    ) -> Response:
-        transport = self.transport
-        capture = active_dry_run.get()
-        if capture is not None:
-            self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True)
-            return capture.answer(operation, request)
-        if self.consumed_capacity and operation in _CAPACITY_OPERATIONS:
-            request = {**request, "ReturnConsumedCapacity": self.consumed_capacity}
-        attempts = 0
-
-        async def send() -> Response:
-            nonlocal attempts
-            attempts += 1
-            return await transport.send(operation, request)
-
-        observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if observed else 0.0
-        what = f"{operation} on {table!r}" if table else operation
-        try:
-            response, _retries = await self.retry.run(
-                send, idempotent=idempotent, what=what, write=operation in _WRITE_OPERATIONS
-            )
-        except ServiceError as error:
-            if observed:
-                self._emit(operation, table, started, attempts, error.code or "error", None)
-            raise from_service(error, operation=operation, table=table) from None
-        except BaseException as error:
-            if observed:
-                self._emit(operation, table, started, attempts, type(error).__name__, None)
-            raise
-        if observed:
-            capacity = response.get("ConsumedCapacity")
-            self._emit(operation, table, started, attempts, "ok", capacity)
-        return response
-
-    def _emit(
-        self,
-        operation: str,
-        table: str | None,
-        started: float,
-        attempts: int,
-        outcome: str,
-        capacity: Any,
-        *,
-        dry_run: bool = False,
-    ) -> None:
-        latency = time.perf_counter() - started if started else 0.0
-        event = RequestEvent(
-            operation, table, latency, max(attempts - 1, 0), outcome, capacity, dry_run
-        )
-        log_event(event)
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("a dynamodm request listener failed")
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event)`` after every request (a ``dm.RequestEvent``)."""
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
-
-    def table_name(self, model: type[Model]) -> str:
-        """The physical table name of a model: ``table_prefix + Meta.table``."""
-        name = self._table_names.get(model)
-        if name is None:
-            name = self._table_names[model] = self.table_prefix + _schema(model).table
-            self._models_by_table.setdefault(name, model)
-        return name
+    async def create_missing_tables(self, names: list[str]) -> bool:
+        """With ``auto_create_tables``: create the tables (and the others of their
+        models' registries that share them) of models this session has named."""
+        if not self.auto_create_tables:
+            return False
+        models = [m for m in map(self.names.model_of, names) if m is not None]
+        if not models:
+            return False
+        logger.info("creating tables %s on first use", names)
+        wanted: list[type[Model]] = []
+        for model in models:
+            schema = schema_of(model)
+            wanted.extend(schema.registry.by_table(schema.table) or [model])
+        await self.create_tables(*dict.fromkeys(wanted))
+        return True
 
     # -- tables
 
@@ -369,13 +150,6 @@ class Session:
         """The encoded key of a model's item, validated through the key fields' types."""
         return keys.from_values(model, hash_value, range_value)
 
-    def split_key(self, model: type[Model], key: Any) -> Item:
-        """A key given as a hash value, a ``(hash, range)`` tuple or a dict of fields."""
-        return keys.from_any(model, key)
-
-    def instance_key(self, instance: Model) -> Item:
-        return keys.from_instance(instance)
-
     def load(self, model: type[M], item: Item, *, partial: bool = False) -> M:
         """A model instance from a stored item (unknown attributes kept aside)."""
         return load_item(model, item, partial=partial)
@@ -389,28 +163,46 @@ class Session:
         consistent: bool = False,
         required: bool = False,
         fields: dict[str, Any] | None = None,
+        include_expired: bool = False,
     ) -> M | None:
         key = keys.from_call(model, hash_value, range_value, fields or {})
-        table = self.table_name(model)
-        request: Request = {"TableName": table, "Key": key}
-        if consistent:
-            request["ConsistentRead"] = True
-        response = await self.call("GetItem", request, idempotent=True, table=table)
+        response = await execute.get_response(
+            self, self.names.of(model), key, consistent=consistent
+        )
         item = response.get("Item")
+        if item is not None and not include_expired and expired(model, item):
+            item = None
         if item is None:
             if required:
-                raise NotFound(f"get {model.__name__}: no item with this key", key=key)
+                raise NotFound(
+                    f"get {model.__name__}: no item with this key",
+                    key=key,
+                    request_id=response.get("ResponseMetadata", {}).get("RequestId"),
+                )
             return None
-        return self.load(model, item)
+        return load_checked(model, item)
 
     async def put(
-        self, instance: Model, *, create: bool = False, condition: ConditionLike | None = None
+        self,
+        instance: Model,
+        *,
+        create: bool = False,
+        condition: ConditionLike | None = None,
+        replace: bool = False,
     ) -> None:
+        """Store an instance: a read one sends only what changed (nothing when nothing
+        did), a built one (or ``replace=True``) the whole item."""
         event: hooks.Event = "create" if create else "save"
         with_hooks = bool(type(instance).__dm_hooks__)
         if with_hooks:
             await hooks.run(instance, "before", event)
-        await writes.run(self, writes.plan_put(self, instance, create=create, condition=condition))
+        write: writes.Write | None
+        if create or replace or instance._dm_stored is None or instance._dm_partial:
+            write = writes.plan_put(self.names, instance, create=create, condition=condition)
+        else:
+            write = writes.plan_changes(self.names, instance, condition=condition)
+        if write is not None:
+            await execute.run_write(self, write)
         if with_hooks:
             await hooks.run(instance, "after", event)
 
@@ -425,8 +217,8 @@ class Session:
         with_hooks = bool(type(instance).__dm_hooks__)
         if with_hooks:
             await hooks.run(instance, "before", "update")
-        write = writes.plan_update(self, instance, actions, sets, condition=condition)
-        await writes.run(self, write)
+        write = writes.plan_update(self.names, instance, actions, sets, condition=condition)
+        await execute.run_write(self, write)
         if with_hooks:
             await hooks.run(instance, "after", "update")
 
@@ -439,34 +231,73 @@ class Session:
         *,
         condition: ConditionLike | None = None,
     ) -> M:
-        write = writes.plan_upsert(self, model, key_value, actions, sets, condition=condition)
-        attributes = await writes.run(self, write)
+        write = writes.plan_upsert(self.names, model, key_value, actions, sets, condition=condition)
+        attributes = await execute.run_write(self, write)
         if attributes is None and active_dry_run.get() is not None:
-            return self.load(model, write.key, partial=True)  # nothing stored: the key only
-        result = self.load(model, attributes or {})
+            return load_item(model, write.key, partial=True)  # nothing stored: the key only
+        result = load_checked(model, attributes or {})
         if model.__dm_hooks__:
             await hooks.run(result, "after", "update")
         return result
 
-    async def delete(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
+    async def update_key(
+        self,
+        model: type[M],
+        key_value: Any,
+        actions: tuple[Action, ...],
+        sets: dict[str, Any],
+        *,
+        condition: ConditionLike | None = None,
+        if_version: int | None = None,
+        touch: bool = True,
+    ) -> M:
+        write = writes.plan_update_key(
+            self.names,
+            model,
+            key_value,
+            actions,
+            sets,
+            condition=condition,
+            if_version=if_version,
+            touch=touch,
+        )
+        attributes = await execute.run_write(self, write)
+        if attributes is None and active_dry_run.get() is not None:
+            return load_item(model, write.key, partial=True)  # nothing stored: the key only
+        result = load_checked(model, attributes or {})
+        if model.__dm_hooks__:
+            await hooks.run(result, "after", "update")
+        return result
+
+    async def delete(
+        self, instance: Model, *, condition: ConditionLike | None = None, returning: bool = False
+    ) -> Any:
         model = type(instance)
-        schema = _schema(model)
+        schema = schema_of(model)
         with_hooks = bool(model.__dm_hooks__)
         if with_hooks:
             await hooks.run(instance, "before", "delete")
         version = getattr(instance, schema.version, None) if schema.version else None
         write = writes.plan_delete(
-            self,
+            self.names,
             model,
-            self.instance_key(instance),
+            keys.from_instance(instance),
             version=version,
-            stored=unique.stored_values(instance),
+            stored=stored_values(instance),
             condition=condition,
             instance=instance,
+            returning=returning,
         )
-        await writes.run(self, write)
+        old = await execute.run_write(self, write)
         if with_hooks:
             await hooks.run(instance, "after", "delete")
+        if not returning:
+            return None
+        if old:
+            return load_checked(model, old)
+        # Deleted in a transaction with its guards, which returns nothing: the item was
+        # this instance (its unique values and version were checked).
+        return instance if write.guards else None
 
     async def delete_key(
         self,
@@ -476,39 +307,58 @@ class Session:
         *,
         condition: ConditionLike | None = None,
         fields: dict[str, Any] | None = None,
-    ) -> None:
+        returning: bool = False,
+    ) -> Any:
         """Delete by key. The item of a model with a Version, unique fields or delete hooks
-        is read first and deleted as an instance (two requests)."""
-        schema = _schema(model)
+        is read first and deleted as an instance (two requests). With ``returning``, the
+        deleted item as an instance (None if there was none)."""
+        schema = schema_of(model)
         key = keys.from_call(model, hash_value, range_value, fields or {})
         if (
             schema.version
             or schema.unique
             or hooks.has(model, "before", "delete")
-            or (hooks.has(model, "after", "delete"))
+            or hooks.has(model, "after", "delete")
         ):
-            table = self.table_name(model)
-            response = await self.call(
-                "GetItem",
-                {"TableName": table, "Key": key, "ConsistentRead": True},
-                idempotent=True,
-                table=table,
-            )
-            if "Item" in response:
-                await self.delete(self.load(model, response["Item"]), condition=condition)
-            return
-        write = writes.plan_delete(self, model, key, version=None, stored=None, condition=condition)
-        await writes.run(self, write)
+            item = await execute.get_item(self, model, key, consistent=True)
+            if item is None:
+                return None
+            instance = load_checked(model, item)
+            await self.delete(instance, condition=condition)
+            return instance if returning else None
+        write = writes.plan_delete(
+            self.names,
+            model,
+            key,
+            version=None,
+            stored=None,
+            condition=condition,
+            returning=returning,
+        )
+        old = await execute.run_write(self, write)
+        return load_checked(model, old) if returning and old else None
 
     async def batch_get(
-        self, keys: Sequence[tuple[type[Model], Any]], *, consistent: bool = False
+        self,
+        keys: Sequence[tuple[type[Model], Any]],
+        *,
+        consistent: bool = False,
+        on_invalid: Literal["raise", "skip"] = "raise",
+        include_expired: bool = False,
     ) -> list[Any]:
-        """Items of any models by ``(Model, key)``, in the order asked, missing left out."""
-        return await batch.batch_get(self, keys, consistent=consistent)
+        """Items of any models by ``(Model, key)``, in the order asked, missing (and
+        expired) left out."""
+        return await batch.batch_get(
+            self,
+            keys,
+            consistent=consistent,
+            on_invalid=on_invalid,
+            include_expired=include_expired,
+        )
 
-    async def get_by(self, model: type[M], **values: Any) -> M:
+    async def get_by(self, model: type[M], include_expired: bool = False, **values: Any) -> M:
         """The item whose unique field has this value (read through its guard)."""
-        found: M = await unique.get_by(self, model, values)
+        found: M = await execute.get_by(self, model, values, include_expired=include_expired)
         return found
 
 
@@ -557,59 +407,9 @@ def connect(
     )
 
 
-# ---------------------------------------------------------------- helpers
-
-
-def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
-    """A model instance from a stored item (unknown attributes kept aside); no I/O."""
-    codec = model.__dm_codec__
-    data, extra = codec.decode_fields(item, partial=partial)
-    if partial:
-        # Fields not loaded stay unset (reading one raises AttributeError); each loaded
-        # value is validated on assignment.
-        instance = model.model_construct()
-        loaded = set()
-        for attribute, value in data.items():
-            name = codec.by_attribute[attribute].name
-            setattr(instance, name, value)
-            loaded.add(name)
-        for name in [n for n in instance.__dict__ if n not in loaded]:
-            del instance.__dict__[name]  # not loaded: reading it raises AttributeError
-        set_state(instance, "_dm_partial", True)
-    else:
-        instance = model.model_validate(data)
-    computed = model.__dm_schema__.computed_attributes
-    if computed and extra:
-        extra = {k: v for k, v in extra.items() if k not in computed}
-    if extra:
-        set_state(instance, "_dm_extra", extra)
-    if model.__dm_schema__.unique and not partial:
-        unique.remember(instance, item)
-    if model.__dm_hooks__:
-        for name in model.__dm_hooks__.get(("after", "load"), ()):
-            getattr(instance, name)()
-    return instance
-
-
-def _utcnow() -> datetime:
-    from .model import utcnow
-
-    return utcnow()
-
-
-_schema = keys.schema_of
-
-
 def _models(models: tuple[type[Model], ...]) -> list[type[Model]]:
     if models:
         for model in models:
-            _schema(model)
+            schema_of(model)
         return list(models)
-    from .registry import registry
-
     return registry.models
-
-
-def _path(model: type[Model], field: str) -> Path[Any]:
-    path: Path[Any] = getattr(model, field)
-    return path

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from .codec import Item, decode_any, item_from_json
 from .errors import UsageError
 from .expressions import _adapter
-from .session import load_item
+from .instances import load_item
+from .registry import registry as default_registry
+from .schema import TableNames
 
 if TYPE_CHECKING:
     from .model import Model
@@ -77,8 +79,6 @@ def parse_stream(
     if unknown not in ("skip", "raise"):
         raise UsageError(f'parse_stream: unknown={unknown!r}; use "skip" or "raise"')
     if registry is None:
-        from .registry import registry as default_registry
-
         registry = default_registry
     records = event.get("Records") if isinstance(event, Mapping) else event
     if records is None or isinstance(records, str | bytes):
@@ -100,13 +100,13 @@ class _Resolver:
 
     def __init__(self, registry: Registry, prefix: str) -> None:
         self.registry = registry
-        self.prefix = prefix
+        self.names = TableNames(prefix)
         self._tables: dict[str, list[type[Model]]] = {}
 
     def candidates(self, table: str) -> list[type[Model]]:
         found = self._tables.get(table)
         if found is None:
-            logical = table[len(self.prefix) :] if table.startswith(self.prefix) else None
+            logical = self.names.logical(table)
             found = self.registry.by_table(logical) if logical else []
             self._tables[table] = found
         return found
@@ -115,11 +115,12 @@ class _Resolver:
         """The record's model, or why there is none."""
         candidates = self.candidates(table)
         if not candidates:
-            if not table.startswith(self.prefix):
-                return f"table {table!r} does not start with the prefix {self.prefix!r}"
+            logical = self.names.logical(table)
+            if logical is None:
+                return f"table {table!r} does not start with the prefix {self.names.prefix!r}"
             return (
                 f"no model in registry {self.registry.name!r} declares table "
-                f"{table[len(self.prefix) :]!r} (physical name {table!r})"
+                f"{logical!r} (physical name {table!r})"
             )
         if image is not None:
             plain = [m for m in candidates if m.__dm_schema__.entity is None]

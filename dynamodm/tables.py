@@ -9,15 +9,32 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from . import unique
-from .errors import ConfigurationError, ServiceError, TableNotFound, Throttled, UsageError
-from .schema import _NAME, IndexSchema, KeyAttribute, Provisioned, StreamView, TableSchema
+from .connection import Connection
+from .errors import (
+    DIFFERENCE_KINDS,
+    ConfigurationError,
+    DifferenceKind,
+    ServiceError,
+    TableDifference,
+    TableNotFound,
+    Throttled,
+    UsageError,
+)
+from .schema import (
+    _NAME,
+    IndexSchema,
+    KeyAttribute,
+    Provisioned,
+    StreamView,
+    TableNames,
+    TableSchema,
+)
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
 
 logger = logging.getLogger("dynamodm.tables")
 
@@ -69,28 +86,6 @@ class Backup:
     size_bytes: int | None
 
 
-DifferenceKind = Literal[
-    "missing_table", "missing_index", "key_schema", "attribute_type", "index", "ttl", "stream"
-]
-DIFFERENCE_KINDS: tuple[str, ...] = get_args(DifferenceKind)
-
-
-@dataclass(frozen=True)
-class TableDifference:
-    """One way a live table differs from its models (``db.check_tables``).
-
-    ``kind`` is one of ``missing_table``, ``missing_index``, ``key_schema``,
-    ``attribute_type``, ``index`` (an index's keys or projection), ``ttl``, ``stream``.
-    """
-
-    table: str
-    kind: DifferenceKind
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-
 @dataclass
 class _Table:
     """The merged definition of one physical table (one or more models)."""
@@ -119,11 +114,11 @@ def _index_shape(index: IndexSchema) -> tuple[Any, ...]:
     )
 
 
-def _group(session: Session, models: list[type[Model]]) -> list[_Table]:
+def _group(names: TableNames, models: list[type[Model]]) -> list[_Table]:
     found: dict[str, _Table] = {}
     for model in models:
         schema: TableSchema = model.__dm_schema__
-        name = session.table_prefix + schema.table
+        name = names.table(schema.table)
         table = found.get(name)
         if table is None:
             found[name] = _Table(
@@ -230,20 +225,22 @@ def create_request(table: _Table) -> dict[str, Any]:
     return request
 
 
-async def create_tables(session: Session, models: list[type[Model]], *, wait: bool) -> list[str]:
+async def create_tables(session: Connection, models: list[type[Model]], *, wait: bool) -> list[str]:
     """Create missing tables (concurrently), then wait, then turn on TTL where asked."""
-    tables = _group(session, models)
+    tables = _group(session.names, models)
     jobs = [(create_request(t), t.ttl) for t in tables]
     guarded = [m for m in models if m.__dm_schema__.unique]
     if guarded:
         expiring = any(m.__dm_schema__.ttl for m in guarded)
-        jobs.append((unique.guard_create_request(session), unique.EXPIRES if expiring else None))
+        jobs.append(
+            (unique.guard_create_request(session.names), unique.EXPIRES if expiring else None)
+        )
     await asyncio.gather(*(_create_one(session, request, ttl, wait) for request, ttl in jobs))
     return [request["TableName"] for request, _ in jobs]
 
 
 async def _create_one(
-    session: Session, request: dict[str, Any], ttl: str | None, wait: bool
+    session: Connection, request: dict[str, Any], ttl: str | None, wait: bool
 ) -> None:
     name = request["TableName"]
     try:
@@ -260,7 +257,7 @@ async def _create_one(
         await _enable_stream(session, name, request["StreamSpecification"])
 
 
-async def _describe(session: Session, name: str) -> dict[str, Any]:
+async def _describe(session: Connection, name: str) -> dict[str, Any]:
     """DynamoDB's description of a table (``TableNotFound`` when it does not exist)."""
     answer = await session.call("DescribeTable", {"TableName": name}, idempotent=True, table=name)
     table: dict[str, Any] | None = answer.get("Table")
@@ -274,7 +271,7 @@ async def _describe(session: Session, name: str) -> dict[str, Any]:
 
 
 async def wait_until_active(
-    session: Session, name: str, seconds: float = WAIT_SECONDS
+    session: Connection, name: str, seconds: float = WAIT_SECONDS
 ) -> dict[str, Any]:
     """Poll DescribeTable until the table and its indexes are ACTIVE; its description."""
     deadline = time.monotonic() + seconds
@@ -292,7 +289,7 @@ async def wait_until_active(
         delay = min(delay * 2, 2.0)
 
 
-async def _ttl_state(session: Session, name: str) -> TimeToLive | None:
+async def _ttl_state(session: Connection, name: str) -> TimeToLive | None:
     """The table's TTL state, or None when the server has no TTL."""
     try:
         answer = await _operate(session, "DescribeTimeToLive", {"TableName": name}, idempotent=True)
@@ -306,7 +303,7 @@ async def _ttl_state(session: Session, name: str) -> TimeToLive | None:
     )
 
 
-async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
+async def _enable_ttl(session: Connection, name: str, attribute: str) -> None:
     try:
         current = await _ttl_state(session, name)
         if current is None:
@@ -339,7 +336,7 @@ async def _enable_ttl(session: Session, name: str, attribute: str) -> None:
         raise
 
 
-async def _enable_stream(session: Session, name: str, wanted: dict[str, Any]) -> None:
+async def _enable_stream(session: Connection, name: str, wanted: dict[str, Any]) -> None:
     """Turn the stream on for a table that exists without one (never changes its view)."""
     table = await _describe(session, name)
     current = table.get("StreamSpecification") or {}
@@ -367,17 +364,17 @@ async def _enable_stream(session: Session, name: str, wanted: dict[str, Any]) ->
     await wait_until_active(session, name)
 
 
-async def delete_tables(session: Session, models: list[type[Model]]) -> list[str]:
+async def delete_tables(session: Connection, models: list[type[Model]]) -> list[str]:
     """Delete the models' tables, and release their unique guards: the guard table goes
     too when no model left in the registry declares unique fields."""
-    tables = _group(session, models)
+    tables = _group(session.names, models)
     names = [t.name for t in tables]
     await asyncio.gather(*(_delete_one(session, n) for n in names))
     guarded = [m for m in models if m.__dm_schema__.unique]
     if guarded:
         registry = guarded[0].__dm_schema__.registry
         remaining = [m for m in registry if m.__dm_schema__.unique and m not in models]
-        guard_table = unique.guard_table(session)
+        guard_table = session.names.guard
         if remaining:
             await _release_guards(session, guard_table, {m.__dm_schema__.table for m in guarded})
         else:
@@ -386,7 +383,7 @@ async def delete_tables(session: Session, models: list[type[Model]]) -> list[str
     return names
 
 
-async def _release_guards(session: Session, guard_table: str, tables: set[str]) -> None:
+async def _release_guards(session: Connection, guard_table: str, tables: set[str]) -> None:
     """Delete the guard items of the given logical tables (their models are gone)."""
     start: dict[str, Any] | None = None
     while True:
@@ -410,14 +407,16 @@ async def _release_guards(session: Session, guard_table: str, tables: set[str]) 
             pending: dict[str, Any] = {
                 guard_table: [{"DeleteRequest": {"Key": key}} for key in keys[offset : offset + 25]]
             }
-            for _ in range(10):
+            started = session.retry.clock()
+            attempt = 0
+            while pending:
                 answer = await session.call(
                     "BatchWriteItem", {"RequestItems": pending}, idempotent=True
                 )
                 pending = answer.get("UnprocessedItems") or {}
-                if not pending:
+                attempt += 1
+                if pending and not await session.retry.pause(attempt, started):
                     break
-                await asyncio.sleep(0.05)
             if pending:
                 raise Throttled(
                     f"delete_tables: guard items of {sorted(tables)} were left unprocessed by "
@@ -428,7 +427,7 @@ async def _release_guards(session: Session, guard_table: str, tables: set[str]) 
             return
 
 
-async def _delete_one(session: Session, name: str) -> None:
+async def _delete_one(session: Connection, name: str) -> None:
     try:
         await session.call("DeleteTable", {"TableName": name}, idempotent=True, table=name)
     except TableNotFound:
@@ -442,8 +441,8 @@ async def _delete_one(session: Session, name: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def describe_table(session: Session, model: type[Model]) -> TableDescription:
-    name = session.table_name(model)
+async def describe_table(session: Connection, model: type[Model]) -> TableDescription:
+    name = session.names.of(model)
     table = await _describe(session, name)
     indexes = {
         i["IndexName"]: i.get("IndexStatus", "ACTIVE")
@@ -465,7 +464,7 @@ async def describe_table(session: Session, model: type[Model]) -> TableDescripti
     )
 
 
-async def list_tables(session: Session) -> list[str]:
+async def list_tables(session: Connection) -> list[str]:
     names: list[str] = []
     request: dict[str, Any] = {}
     while True:
@@ -475,14 +474,14 @@ async def list_tables(session: Session) -> list[str]:
         if not last:
             break
         request["ExclusiveStartTableName"] = last
-    return [n for n in names if n.startswith(session.table_prefix)]
+    return [n for n in names if session.names.logical(n) is not None]
 
 
 # ---------------------------------------------------------------- table operations
 
 
 async def _operate(
-    session: Session, operation: str, request: dict[str, Any], *, idempotent: bool
+    session: Connection, operation: str, request: dict[str, Any], *, idempotent: bool
 ) -> dict[str, Any]:
     """One table operation, with a missing table as ``TableNotFound``: backup operations
     answer TableNotFoundException, and moto answers DescribeTimeToLive with
@@ -503,11 +502,11 @@ async def _operate(
 
 
 async def enable_point_in_time_recovery(
-    session: Session, model: type[Model], enabled: bool
+    session: Connection, model: type[Model], enabled: bool
 ) -> bool:
     """Turn PITR on or off; whether it is on now. A table created moments ago may not
     accept it yet (ContinuousBackupsUnavailableException): that is retried for a while."""
-    name = session.table_name(model)
+    name = session.names.of(model)
     request = {
         "TableName": name,
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": enabled},
@@ -552,21 +551,21 @@ def _backup(details: dict[str, Any], table: str) -> Backup:
     )
 
 
-async def create_backup(session: Session, model: type[Model], name: str) -> Backup:
+async def create_backup(session: Connection, model: type[Model], name: str) -> Backup:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise UsageError(
             f"create_backup {model.__name__}: backup name {name!r} must be 3 to 255 characters "
             "of a-z, A-Z, 0-9, _ - ."
         )
-    table = session.table_name(model)
+    table = session.names.of(model)
     answer = await _operate(
         session, "CreateBackup", {"TableName": table, "BackupName": name}, idempotent=False
     )
     return _backup(answer["BackupDetails"], table)
 
 
-async def list_backups(session: Session, model: type[Model]) -> list[Backup]:
-    table = session.table_name(model)
+async def list_backups(session: Connection, model: type[Model]) -> list[Backup]:
+    table = session.names.of(model)
     request: dict[str, Any] = {"TableName": table}
     backups: list[Backup] = []
     while True:
@@ -578,8 +577,8 @@ async def list_backups(session: Session, model: type[Model]) -> list[Backup]:
         request["ExclusiveStartBackupArn"] = last
 
 
-async def describe_ttl(session: Session, model: type[Model]) -> TimeToLive:
-    name = session.table_name(model)
+async def describe_ttl(session: Connection, model: type[Model]) -> TimeToLive:
+    name = session.names.of(model)
     state = await _ttl_state(session, name)
     if state is None:
         raise ConfigurationError(
@@ -589,10 +588,10 @@ async def describe_ttl(session: Session, model: type[Model]) -> TimeToLive:
 
 
 async def enable_stream(
-    session: Session, model: type[Model], view: StreamView | None, enabled: bool
+    session: Connection, model: type[Model], view: StreamView | None, enabled: bool
 ) -> str | None:
     """Turn the table's stream on (with ``view``) or off; the stream's ARN when on."""
-    name = session.table_name(model)
+    name = session.names.of(model)
     wanted = view or model.__dm_schema__.stream or "NEW_AND_OLD_IMAGES"
     if wanted not in get_args(StreamView):
         raise UsageError(
@@ -650,7 +649,9 @@ async def enable_stream(
 # ---------------------------------------------------------------- drift checks
 
 
-async def check_tables(session: Session, models: list[type[Model]], ignore: Iterable[str]) -> None:
+async def check_tables(
+    session: Connection, models: list[type[Model]], ignore: Iterable[str]
+) -> None:
     """Compare the live tables with the models; every difference in one error."""
     skipped = set(ignore)
     if skipped - set(DIFFERENCE_KINDS):
@@ -658,7 +659,7 @@ async def check_tables(session: Session, models: list[type[Model]], ignore: Iter
             f"check_tables: ignore={sorted(skipped)!r} names unknown kinds; use "
             f"{', '.join(DIFFERENCE_KINDS)}"
         )
-    checks = [_check_table(session, table) for table in _group(session, models)]
+    checks = [_check_table(session, table) for table in _group(session.names, models)]
     guarded = [m.__name__ for m in models if m.__dm_schema__.unique]
     if guarded:
         checks.append(_check_guard_table(session, guarded))
@@ -701,7 +702,7 @@ def _live_projection(spec: dict[str, Any]) -> str:
     )
 
 
-async def _check_table(session: Session, table: _Table) -> list[TableDifference]:
+async def _check_table(session: Connection, table: _Table) -> list[TableDifference]:
     name, who = table.name, ", ".join(table.models)
     schema = table.schema
 
@@ -787,8 +788,8 @@ async def _check_table(session: Session, table: _Table) -> list[TableDifference]
     return found
 
 
-async def _check_guard_table(session: Session, guarded: list[str]) -> list[TableDifference]:
-    name = unique.guard_table(session)
+async def _check_guard_table(session: Connection, guarded: list[str]) -> list[TableDifference]:
+    name = session.names.guard
     try:
         await _describe(session, name)
     except TableNotFound:

@@ -8,19 +8,23 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import hooks, unique, writes
-from .errors import UsageError
+from . import hooks, writes
+from .connection import Connection, current_connection
+from .errors import CancellationReason, TransactionCanceled, UsageError, retryable_cancellation
+from .execute import run_transaction
 from .expressions import Action, ConditionLike
+from .instances import expired, load_checked, stored_values
+from .keys import from_any as _key_of
+from .keys import from_instance, item_identity
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
 
 MAX_GET_ITEMS = 100
 
 
 @dataclass
-class _Entry:
+class _Action:
     """One user action: its planned write, and what hooks need to re-plan it."""
 
     write: writes.Write
@@ -39,18 +43,16 @@ class Transaction:
     planned again); after-hooks run once the transaction is committed.
     """
 
-    def __init__(self, session: Session | None = None) -> None:
+    def __init__(self, session: Connection | None = None) -> None:
         self._explicit = session
-        self._session: Session | None = None
-        self._entries: list[_Entry] = []
+        self._session: Connection | None = None
+        self._entries: list[_Action] = []
         self.committed = False
 
     @property
-    def session(self) -> Session:
+    def session(self) -> Connection:
         if self._session is None:
-            from .session import current_session
-
-            self._session = current_session(self._explicit)
+            self._session = current_connection(self._explicit)
         return self._session
 
     def _add(
@@ -68,12 +70,14 @@ class Transaction:
             else:
                 for name in type(instance).__dm_hooks__[("before", event)]:
                     getattr(instance, name)()
-        self._entries.append(_Entry(plan(), instance, event, plan, deferred))
+        self._entries.append(_Action(plan(), instance, event, plan, deferred))
 
     def put(self, instance: Model, *, condition: ConditionLike | None = None) -> None:
         """Store the whole item (honours Version, unique fields and ``condition``)."""
         self._add(
-            lambda: writes.plan_put(self.session, instance, create=False, condition=condition),
+            lambda: writes.plan_put(
+                self.session.names, instance, create=False, condition=condition
+            ),
             instance,
             "save",
         )
@@ -81,7 +85,7 @@ class Transaction:
     def create(self, instance: Model) -> None:
         """Store a new item; the transaction is cancelled if the key exists."""
         self._add(
-            lambda: writes.plan_put(self.session, instance, create=True, condition=None),
+            lambda: writes.plan_put(self.session.names, instance, create=True, condition=None),
             instance,
             "create",
         )
@@ -96,7 +100,9 @@ class Transaction:
         """Change an existing item. Keyword values are applied to the instance on commit;
         the effect of actions such as ``add`` is not (read the item again)."""
         self._add(
-            lambda: writes.plan_update(self.session, instance, actions, sets, condition=condition),
+            lambda: writes.plan_update(
+                self.session.names, instance, actions, sets, condition=condition
+            ),
             instance,
             "update",
         )
@@ -109,11 +115,11 @@ class Transaction:
         def plan() -> writes.Write:
             version = getattr(instance, schema.version, None) if schema.version else None
             return writes.plan_delete(
-                self.session,
+                self.session.names,
                 model,
-                self.session.instance_key(instance),
+                from_instance(instance),
                 version=version,
-                stored=unique.stored_values(instance),
+                stored=stored_values(instance),
                 condition=condition,
                 instance=instance,
             )
@@ -122,8 +128,8 @@ class Transaction:
 
     def check(self, model: type[Model], key: Any, *, condition: ConditionLike) -> None:
         """Require ``condition`` to hold on another item for the transaction to commit."""
-        encoded = self.session.split_key(model, key)
-        self._add(lambda: writes.plan_check(self.session, model, encoded, condition))
+        encoded = _key_of(model, key)
+        self._add(lambda: writes.plan_check(self.session.names, model, encoded, condition))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -137,7 +143,7 @@ class Transaction:
             if entry.deferred and entry.instance is not None and entry.event and entry.plan:
                 await hooks.run(entry.instance, "before", entry.event)
                 entry.write = entry.plan()
-        await writes.run_transaction(self.session, [e.write for e in self._entries])
+        await run_transaction(self.session, [e.write for e in self._entries])
         for entry in self._entries:
             instance, event = entry.instance, entry.event
             if instance is not None and event is not None and hooks.has(instance, "after", event):
@@ -162,19 +168,21 @@ class Transaction:
         await self.commit()
 
 
-def transaction(*, session: Session | None = None) -> Transaction:
+def transaction(*, session: Connection | None = None) -> Transaction:
     """``async with dm.transaction() as tx:`` — all of the block's tx calls, or none."""
     return Transaction(session)
 
 
 async def transact_get(
-    keys: Sequence[tuple[type[Model], Any]], *, session: Session | None = None
+    keys: Sequence[tuple[type[Model], Any]],
+    *,
+    include_expired: bool = False,
+    session: Connection | None = None,
 ) -> list[Any]:
     """Read up to 100 items in one TransactGetItems; the result is aligned with ``keys``,
-    None for a missing item."""
-    from .session import current_session
-
-    db = current_session(session)
+    None for a missing (or expired) item. A transaction conflict is retried within the
+    retry budget."""
+    db = current_connection(session)
     # DynamoDB refuses two reads of one item in a transaction: each is asked once.
     positions: dict[str, int] = {}
     requests: list[dict[str, Any]] = []
@@ -183,8 +191,8 @@ async def transact_get(
         if not (isinstance(entry, tuple) and len(entry) == 2):
             raise UsageError("transact_get takes a list of (Model, key) pairs")
         model, key = entry
-        table, encoded = db.table_name(model), db.split_key(model, key)
-        identity = table + "\x00" + unique.owner_text(encoded)
+        table, encoded = db.names.of(model), _key_of(model, key)
+        identity = item_identity(table, encoded)
         if identity not in positions:
             positions[identity] = len(requests)
             requests.append({"Get": {"TableName": table, "Key": encoded}})
@@ -193,10 +201,54 @@ async def transact_get(
         raise UsageError(f"transact_get reads at most {MAX_GET_ITEMS} items; got {len(requests)}")
     if not requests:
         return []
-    response = await db.call("TransactGetItems", {"TransactItems": requests}, idempotent=True)
+    started = db.retry.clock()
+    attempt = 0
+    while True:
+        try:
+            response = await db.call(
+                "TransactGetItems", {"TransactItems": requests}, idempotent=True
+            )
+            break
+        except TransactionCanceled as error:
+            reasons = error.reasons or []
+            attempt += 1
+            if retryable_cancellation(reasons) and await db.retry.pause(attempt, started):
+                continue
+            raise _get_cancellation(error, requests, asked) from None
     answers = response.get("Responses", [])
     results: list[Any] = []
     for model, position in asked:
         item = answers[position].get("Item")
-        results.append(db.load(model, item) if item else None)
+        alive = item and (include_expired or not expired(model, item))
+        results.append(load_checked(model, item) if alive else None)
     return results
+
+
+def _get_cancellation(
+    error: TransactionCanceled,
+    requests: list[dict[str, Any]],
+    asked: list[tuple[type[Model], int]],
+) -> TransactionCanceled:
+    """The cancellation of a TransactGetItems, its reasons as ``dm.CancellationReason``."""
+    models: dict[int, str] = {}
+    for model, position in asked:
+        models.setdefault(position, model.__name__)
+    reasons = []
+    for index, reason in enumerate(error.reasons or []):
+        raw = reason if isinstance(reason, dict) else {}
+        reasons.append(
+            CancellationReason(
+                index,
+                "get",
+                models.get(index, ""),
+                str(raw.get("Code") or "None"),
+                str(raw.get("Message") or ""),
+            )
+        )
+    failed = ", ".join(f"#{r.index} get {r.model}: {r.code}" for r in reasons if r.code != "None")
+    return TransactionCanceled(
+        f"transact_get was cancelled ({failed or 'no reason given'})",
+        reasons=reasons,
+        code=error.code,
+        service_message=error.service_message,
+    )

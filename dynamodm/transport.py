@@ -76,7 +76,11 @@ class BotocoreTransport:
             read_timeout=read_timeout,
             max_pool_connections=max_connections,
             parameter_validation=False,
+            user_agent_extra=user_agent(),
         )
+        if endpoint_url is not None:
+            # Sent as botocore signs it: lower-cased, no default port, no trailing dot.
+            endpoint_url = endpoint_parts(endpoint_url)[0]
         stack = AsyncExitStack()
         client = await stack.enter_async_context(
             boto_session.client(

@@ -10,27 +10,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass
-from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from .codec import AttributeValue, Item
-from .errors import NotFound, UsageError
+from .codec import AttributeValue, Item, decode_any
 from .expressions import Renderer
-from .model import set_state
+from .keys import canonical_number, key_from_text, key_text
+from .schema import TableNames
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
 
-GUARD_TABLE = "dynamodm-unique"
 GUARD_KEY = "pk"
 OWNER = "owner"
 EXPIRES = "expires"
 _MAX_TEXT = 1024
-# Wide enough for DynamoDB's 38 significant digits: normalising never rounds.
-_EXACT = Context(prec=60)
 
 
 @dataclass(frozen=True)
@@ -41,10 +35,7 @@ class Guard:
     field: str
     value: Any
     body: dict[str, Any]
-
-
-def guard_table(session: Session) -> str:
-    return session.table_prefix + GUARD_TABLE
+    owner: str = ""  # the key text of the item that claims or releases the value
 
 
 def guard_key(model: type[Model], name: str, av: AttributeValue) -> str:
@@ -52,7 +43,7 @@ def guard_key(model: type[Model], name: str, av: AttributeValue) -> str:
     attribute = model.__dm_codec__.by_name[name].attribute
     kind, raw = next(iter(av.items()))
     if kind == "N":
-        text = number_text(raw)
+        text = canonical_number(raw)
     elif kind == "B":
         text = base64.b64encode(raw).decode()
     else:
@@ -65,33 +56,6 @@ def guard_key(model: type[Model], name: str, av: AttributeValue) -> str:
     return key
 
 
-def number_text(raw: str) -> str:
-    """A number's canonical text: "1.50", "1.5" and "15E-1" are one number to DynamoDB."""
-    number = Decimal(raw)
-    return format(_EXACT.normalize(number), "f") if number else "0"
-
-
-def owner_text(key: Item) -> str:
-    """An item's key as a canonical string (numbers normalised as DynamoDB stores them)."""
-    return json.dumps(
-        {
-            k: {
-                t: (
-                    base64.b64encode(v).decode()
-                    if isinstance(v, bytes)
-                    else number_text(v)
-                    if t == "N"
-                    else v
-                )
-                for t, v in av.items()
-            }
-            for k, av in sorted(key.items())
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
 def _owned_or_free(body: dict[str, Any], owner: str) -> None:
     r = Renderer()
     body["ConditionExpression"] = (
@@ -102,7 +66,7 @@ def _owned_or_free(body: dict[str, Any], owner: str) -> None:
 
 
 def _put(
-    session: Session,
+    names: TableNames,
     model: type[Model],
     name: str,
     av: AttributeValue,
@@ -117,30 +81,28 @@ def _put(
     ttl = model.__dm_schema__.ttl_attribute
     if ttl and ttl in item and "N" in item[ttl]:
         guard[EXPIRES] = item[ttl]
-    body: dict[str, Any] = {"TableName": guard_table(session), "Item": guard}
+    body: dict[str, Any] = {"TableName": names.guard, "Item": guard}
     _owned_or_free(body, owner)
-    return Guard("Put", name, _plain(av), body)
+    return Guard("Put", name, _plain(av), body, owner)
 
 
 def _delete(
-    session: Session, model: type[Model], name: str, av: AttributeValue, owner: str
+    names: TableNames, model: type[Model], name: str, av: AttributeValue, owner: str
 ) -> Guard:
     body: dict[str, Any] = {
-        "TableName": guard_table(session),
+        "TableName": names.guard,
         "Key": {GUARD_KEY: {"S": guard_key(model, name, av)}},
     }
     _owned_or_free(body, owner)
-    return Guard("Delete", name, _plain(av), body)
+    return Guard("Delete", name, _plain(av), body, owner)
 
 
 def _plain(av: AttributeValue) -> Any:
-    from .codec import decode_any
-
     return decode_any(av)
 
 
 def guards_for_put(
-    session: Session,
+    names: TableNames,
     model: type[Model],
     item: Item,
     key: Item,
@@ -148,7 +110,7 @@ def guards_for_put(
     *,
     create: bool,
 ) -> list[Guard]:
-    owner = owner_text(key)
+    owner = key_text(key)
     # The stored expiry is unknown here: with a TTL every guard is written again, so that
     # it expires with the item.
     expiring = model.__dm_schema__.ttl_attribute is not None
@@ -159,9 +121,9 @@ def guards_for_put(
         old = None if create else stored.get(name)
         same = _same(model, name, old, new)
         if old is not None and not same:
-            guards.append(_delete(session, model, name, old, owner))
+            guards.append(_delete(names, model, name, old, owner))
         if new is not None and (not same or expiring):
-            guards.append(_put(session, model, name, new, owner, item))
+            guards.append(_put(names, model, name, new, owner, item))
     return guards
 
 
@@ -175,7 +137,7 @@ def _same(
 
 
 def guards_for_update(
-    session: Session,
+    names: TableNames,
     model: type[Model],
     key: Item,
     stored: dict[str, AttributeValue | None],
@@ -186,7 +148,7 @@ def guards_for_update(
     """Guard writes for an update. ``changed`` holds the unique fields set by keyword;
     ``expiry`` (the item's TTL attribute after the update, when the model has a TTL) is
     written on every guard put, and a TTL change alone rewrites every guard."""
-    owner = owner_text(key)
+    owner = key_text(key)
     guards: list[Guard] = []
     item = expiry or {}
     refresh = expiry is not None
@@ -203,108 +165,43 @@ def guards_for_update(
         if same and not refresh:
             continue
         if old is not None and not same:
-            guards.append(_delete(session, model, name, old, owner))
+            guards.append(_delete(names, model, name, old, owner))
         if new is not None:
-            guards.append(_put(session, model, name, new, owner, item))
+            guards.append(_put(names, model, name, new, owner, item))
     return guards
 
 
 def guards_for_delete(
-    session: Session, model: type[Model], key: Item, stored: dict[str, AttributeValue | None]
+    names: TableNames, model: type[Model], key: Item, stored: dict[str, AttributeValue | None]
 ) -> list[Guard]:
-    owner = owner_text(key)
-    return [
-        _delete(session, model, name, av, owner) for name, av in stored.items() if av is not None
-    ]
+    owner = key_text(key)
+    return [_delete(names, model, name, av, owner) for name, av in stored.items() if av is not None]
 
 
-# ---------------------------------------------------------------- what an instance knows
+def owner_key(guard: Item) -> Item:
+    """The key of the item that holds a guard's value."""
+    from_text: Item = key_from_text(guard[OWNER]["S"])
+    return from_text
 
 
-def stored_values(instance: Model) -> dict[str, AttributeValue | None] | None:
-    """The unique fields' values as stored, or None when this instance never was."""
-    return instance._dm_unique
-
-
-def remember(instance: Model, item: Item) -> None:
-    schema = type(instance).__dm_schema__
-    if not schema.unique:
-        return
-    codec = type(instance).__dm_codec__
-    set_state(
-        instance, "_dm_unique", {n: item.get(codec.by_name[n].attribute) for n in schema.unique}
-    )
-
-
-def forget(instance: Model) -> None:
-    set_state(instance, "_dm_unique", None)
-
-
-def forget_changed(instance: Model, changed: dict[str, Any]) -> None:
-    """After a transaction update: the stored values are the ones just written."""
-    if instance._dm_unique is None or not changed:
-        return
-    stored = dict(instance._dm_unique)  # a copy: model_copy() shares the old dict
-    for name, value in changed.items():
-        path = getattr(type(instance), name)
-        stored[name] = None if value is None else path.encode(value)
-    set_state(instance, "_dm_unique", stored)
-
-
-async def get_by(session: Session, model: type[Model], values: dict[str, Any]) -> Any:
-    """The item whose unique field has this value, read through its guard."""
-    if len(values) != 1:
-        raise UsageError(f"{model.__name__}.get_by() takes exactly one field=value")
-    ((name, value),) = values.items()
-    if name not in model.__dm_schema__.unique:
-        raise UsageError(
-            f"{model.__name__}.get_by(): {name!r} is not a unique field "
-            f"(unique: {', '.join(model.__dm_schema__.unique) or 'none'}); query an index instead"
-        )
-    av = getattr(model, name).encode(value)
-    wanted = guard_key(model, name, av)
-    table = guard_table(session)
-    response = await session.call(
-        "GetItem",
-        {
-            "TableName": table,
-            "Key": {GUARD_KEY: {"S": wanted}},
-            "ConsistentRead": True,
-        },
-        idempotent=True,
-        table=table,
-    )
-    guard = response.get("Item")
-    if guard is None:
-        raise NotFound(f"get_by {model.__name__}: no item has this {name}")
-    key = _owner_key(guard[OWNER]["S"])
-    item_table = session.table_name(model)
-    found = await session.call(
-        "GetItem",
-        {"TableName": item_table, "Key": key, "ConsistentRead": True},
-        idempotent=True,
-        table=item_table,
-    )
-    item = found.get("Item")
-    attribute = model.__dm_codec__.by_name[name].attribute
-    # A guard left by a write made around the library must not return another value's item.
-    if item is None or attribute not in item or guard_key(model, name, item[attribute]) != wanted:
-        raise NotFound(f"get_by {model.__name__}: no item has this {name}")
-    return session.load(model, item)
-
-
-def _owner_key(text: str) -> Item:
-    data = json.loads(text)
+def guard_create_request(names: TableNames) -> dict[str, Any]:
     return {
-        k: {t: (base64.b64decode(v) if t == "B" else v) for t, v in av.items()}
-        for k, av in data.items()
-    }
-
-
-def guard_create_request(session: Session) -> dict[str, Any]:
-    return {
-        "TableName": guard_table(session),
+        "TableName": names.guard,
         "AttributeDefinitions": [{"AttributeName": GUARD_KEY, "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": GUARD_KEY, "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def handover(claim: Guard, release: Guard) -> Guard:
+    """One guard put for a value that ``release`` gives up and ``claim`` takes in the
+    same transaction: it succeeds when the guard is free or held by either owner."""
+    body = dict(claim.body)
+    r = Renderer()
+    body["ConditionExpression"] = (
+        f"attribute_not_exists({r.name(GUARD_KEY)}) OR {r.name(OWNER)} IN "
+        f"({r.value({'S': claim.owner})}, {r.value({'S': release.owner})})"
+    )
+    body["ExpressionAttributeNames"] = r.attribute_names()
+    body["ExpressionAttributeValues"] = r.values
+    return Guard("Put", claim.field, claim.value, body, claim.owner)

@@ -8,23 +8,24 @@ what to change on the instance once DynamoDB has acknowledged the write.
 
 from __future__ import annotations
 
-import uuid
+import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import keys, unique
-from .codec import AttributeValue, Item, check_item_size, format_datetime, item_size
-from .errors import (
-    AlreadyExists,
-    ConditionFailed,
-    NotFound,
-    TransactionCanceled,
-    UniqueViolation,
-    UsageError,
-    VersionConflict,
+from .codec import (
+    AttributeValue,
+    Item,
+    av_equal,
+    check_item_size,
+    format_datetime,
+    item_size,
+    utcnow,
+    value_size,
 )
+from .errors import UsageError
 from .expressions import (
     Action,
     AddAction,
@@ -41,15 +42,21 @@ from .expressions import (
     _adapter,
     all_of,
     as_condition,
+    check_expressions,
     render_update,
 )
-from .model import set_state
-from .observe import active_dry_run
-from .schema import TableSchema
+from .instances import (
+    forget,
+    forget_changed,
+    load_checked,
+    remember,
+    set_state,
+    stored_values,
+)
+from .schema import TableNames, TableSchema, schema_of
 
 if TYPE_CHECKING:
     from .model import Model
-    from .session import Session
 
 M = TypeVar("M", bound="Model")
 
@@ -75,6 +82,7 @@ class Write:
     guards: list[unique.Guard] = field(default_factory=list)
     apply: Callable[[Item | None], None] | None = None
     missing_required: tuple[str, ...] = ()
+    returning: bool = False  # a delete that returns the old item
 
     def transact_items(self) -> list[dict[str, Any]]:
         body = dict(self.body)
@@ -88,7 +96,7 @@ class Write:
 # ---------------------------------------------------------------- planning
 
 
-_schema = keys.schema_of
+_schema = schema_of
 
 
 def _path(model: type[Model], name: str) -> Path[Any]:
@@ -99,12 +107,6 @@ def _path(model: type[Model], name: str) -> Path[Any]:
 def _attribute(model: type[Model], name: str) -> str:
     attribute: str = model.__dm_codec__.by_name[name].attribute
     return attribute
-
-
-def _utcnow() -> datetime:
-    from .model import utcnow
-
-    return utcnow()
 
 
 def _render(
@@ -121,6 +123,31 @@ def _render(
         body["ExpressionAttributeNames"] = renderer.attribute_names()
     if renderer.values:
         body["ExpressionAttributeValues"] = renderer.values
+    check_expressions(body, body["TableName"])
+
+
+def _now() -> Value:
+    return Value({"N": str(int(time.time()))})
+
+
+def _present(model: type[Model]) -> Condition:
+    """The item exists and has not expired (an item past its TTL counts as gone, though
+    DynamoDB may delete it days later)."""
+    exists = keys.hash_path(model).exists()
+    ttl = _schema(model).ttl
+    if ttl is None:
+        return exists
+    path = _path(model, ttl)
+    return exists & (path.not_exists() | Comparison(">", path, _now()))
+
+
+def _absent(model: type[Model]) -> Condition:
+    """No item has this key, or only one past its TTL."""
+    missing = keys.hash_path(model).not_exists()
+    ttl = _schema(model).ttl
+    if ttl is None:
+        return missing
+    return missing | Comparison("<=", _path(model, ttl), _now())
 
 
 def _version_check(model: type[Model], version: int) -> Condition:
@@ -143,7 +170,7 @@ def _unique_checks(
 
 
 def plan_put(
-    session: Session, instance: Model, *, create: bool, condition: ConditionLike | None
+    names: TableNames, instance: Model, *, create: bool, condition: ConditionLike | None
 ) -> Write:
     model = type(instance)
     schema = _schema(model)
@@ -155,7 +182,7 @@ def plan_put(
         )
     user = as_condition(condition, "condition") if condition is not None else None
     item = encode_for_put(instance, operation)
-    now = _utcnow() if schema.updated_at else None
+    now = utcnow() if schema.updated_at else None
     if now is not None and schema.updated_at:
         item[_attribute(model, schema.updated_at)] = {"S": format_datetime(now)}
     version = getattr(instance, schema.version) if schema.version else None
@@ -166,11 +193,11 @@ def plan_put(
     key = {a: item[a] for a in _key_attributes(schema)}
     checks: list[Condition | None] = []
     if create or version == 0:
-        checks.append(keys.hash_path(model).not_exists())
+        checks.append(_absent(model))
     elif version is not None:
         checks.append(_version_check(model, version))
     guards: list[unique.Guard] = []
-    stored = unique.stored_values(instance)
+    stored = stored_values(instance)
     if schema.unique:
         if stored is None and not create:
             raise UsageError(
@@ -178,12 +205,12 @@ def plan_put(
                 "instance that was not read or created here; use create() for a new item, or "
                 "read the item first"
             )
-        guards = unique.guards_for_put(session, model, item, key, stored or {}, create=create)
+        guards = unique.guards_for_put(names, model, item, key, stored or {}, create=create)
         if stored and not create:
             checks.append(_unique_checks(model, stored))
     checks.append(user)
     full = all_of(checks)
-    body: dict[str, Any] = {"TableName": session.table_name(model), "Item": item}
+    body: dict[str, Any] = {"TableName": names.of(model), "Item": item}
     _render(body, full)
 
     def apply(_: Item | None) -> None:
@@ -191,7 +218,8 @@ def plan_put(
             instance.__dict__[schema.updated_at] = now
         if version is not None and schema.version:
             instance.__dict__[schema.version] = version + 1
-        unique.remember(instance, item)
+        remember(instance, item)
+        set_state(instance, "_dm_stored", item)
 
     return Write(
         "Put",
@@ -203,6 +231,88 @@ def plan_put(
         create=create,
         version=version,
         conditional=full is not None,
+        guards=guards,
+        apply=apply,
+    )
+
+
+def plan_changes(
+    names: TableNames, instance: Model, *, condition: ConditionLike | None
+) -> Write | None:
+    """The UpdateItem that brings a read instance's stored item in step with it: SET of
+    the attributes that changed, REMOVE of those that are gone, conditional on the item
+    existing (and on its version and unique values). None when nothing changed; a full
+    PutItem (``plan_put``) when the key itself changed."""
+    model = type(instance)
+    schema = _schema(model)
+    stored = instance._dm_stored
+    if stored is None or instance._dm_partial:
+        raise UsageError(f"save {model.__name__}: the instance was not read; use a put")
+    user = as_condition(condition, "condition") if condition is not None else None
+    item = encode_for_put(instance, "save")
+    skip = {_attribute(model, n) for n in (schema.version, schema.updated_at) if n}
+    watched = [spec.attribute for spec in model.__dm_codec__.fields]
+    watched += sorted(schema.computed_attributes)
+    if any(not av_equal(stored.get(a), item.get(a)) for a in _key_attributes(schema)):
+        return plan_put(names, instance, create=False, condition=condition)
+    actions: list[Action] = []
+    changed_names: dict[str, Any] = {}
+    for attribute in watched:
+        if attribute in skip:
+            continue
+        new, old = item.get(attribute), stored.get(attribute)
+        if av_equal(new, old):
+            continue
+        path = keys.attribute_path(model, attribute)
+        actions.append(path.remove() if new is None else SetAction(path, Value(new)))
+        spec = model.__dm_codec__.by_attribute.get(attribute)
+        if spec is not None:
+            changed_names[spec.name] = instance.__dict__.get(spec.name)
+    if not actions:
+        return None
+    version = instance.__dict__.get(schema.version) if schema.version else None
+    checks: list[Condition | None] = [_present(model)]
+    if version is not None and schema.version:
+        actions.append(SetAction(_path(model, schema.version), Value({"N": str(version + 1)})))
+        checks.append(_version_check(model, version))
+    now = utcnow() if schema.updated_at else None
+    if now is not None and schema.updated_at:
+        actions.append(
+            SetAction(_path(model, schema.updated_at), Value({"S": format_datetime(now)}))
+        )
+    check_item_size(item, model.__name__, "save")
+    key = {a: item[a] for a in _key_attributes(schema)}
+    moved = {n: v for n, v in changed_names.items() if n in schema.unique}
+    ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
+    guards, guard_check = _moved_guards(
+        names, model, key, instance, moved, schema.ttl in changed_names, ttl_value, "save"
+    )
+    checks.append(guard_check)
+    checks.append(user)
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
+    _render(body, all_of(checks), actions)
+
+    def apply(attributes: Item | None) -> None:
+        if now is not None and schema.updated_at:
+            instance.__dict__[schema.updated_at] = now
+        if version is not None and schema.version:
+            instance.__dict__[schema.version] = version + 1
+        if attributes is not None:
+            set_state(instance, "_dm_stored", attributes)
+            remember(instance, attributes)
+        else:  # in a transaction nothing comes back: what was sent is what is stored
+            set_state(instance, "_dm_stored", None)
+            forget_changed(instance, moved)
+
+    return Write(
+        "Update",
+        model,
+        "save",
+        body,
+        key,
+        idempotent=False,
+        version=version,
+        conditional=True,
         guards=guards,
         apply=apply,
     )
@@ -238,6 +348,7 @@ def check_key_values(model: type[Model], item: Item) -> None:
                 f"{model.__name__}.{name}: an empty value cannot be stored in a key "
                 "attribute of the table or an index; use None (no index entry) or a value"
             )
+        keys.check_key_size(model, name, value, hash_key=attribute not in schema.range_attributes)
 
 
 def _key_attributes(schema: TableSchema) -> list[str]:
@@ -248,7 +359,7 @@ def _key_attributes(schema: TableSchema) -> list[str]:
 
 
 def plan_update(
-    session: Session,
+    names: TableNames,
     instance: Model,
     actions: tuple[Action, ...],
     sets: dict[str, Any],
@@ -258,12 +369,13 @@ def plan_update(
     model = type(instance)
     schema = _schema(model)
     user = as_condition(condition, "condition") if condition is not None else None
-    all_actions = collect_actions(model, actions, sets, "update", base=instance)
+    sets = validate_sets(model, sets, "update", base=instance)
+    all_actions = collect_actions(model, actions, sets, "update")
     if not all_actions:
         raise UsageError(f"update {model.__name__}: give at least one action or field=value")
     all_actions.extend(_template_actions(model, instance.__dict__, sets, all_actions))
     version = getattr(instance, schema.version or "") if _version_known(instance) else None
-    checks: list[Condition | None] = [keys.hash_path(model).exists()]
+    checks: list[Condition | None] = [_present(model)]
     if version is not None and schema.version:
         all_actions.append(SetAction(_path(model, schema.version), Value({"N": str(version + 1)})))
         checks.append(_version_check(model, version))
@@ -271,44 +383,36 @@ def plan_update(
         path = _path(model, schema.version)
         all_actions.append(SetAction(path, Arithmetic(path, "+", Value({"N": "1"}))))
     stamp_updated(model, all_actions)
-    key = session.instance_key(instance)
+    key = keys.from_instance(instance)
     guards: list[unique.Guard] = []
     changed = {name: sets[name] for name in schema.unique if name in sets}
-    ttl_changed = bool(schema.unique and schema.ttl and schema.ttl in sets)
-    if changed or ttl_changed:
-        stored = unique.stored_values(instance)
-        if stored is None:
-            raise UsageError(
-                f"update {model.__name__}: changing a unique field (or the expiry of a model "
-                "with unique fields) needs the stored values; read the item first"
-            )
-        expiry = None
-        if schema.ttl and schema.ttl_attribute:
-            ttl_value = (
-                sets[schema.ttl] if schema.ttl in sets else instance.__dict__.get(schema.ttl)
-            )
-            encoded = None if ttl_value is None else _path(model, schema.ttl).encode(ttl_value)
-            expiry = {schema.ttl_attribute: encoded} if encoded and "N" in encoded else {}
-        guards = unique.guards_for_update(session, model, key, stored, changed, expiry=expiry)
-        checks.append(_unique_checks(model, {n: stored.get(n) for n in (changed or schema.unique)}))
+    ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
+    if schema.ttl and schema.ttl in sets:
+        ttl_value = sets[schema.ttl]
+    guards, guard_check = _moved_guards(
+        names, model, key, instance, changed, schema.ttl in sets, ttl_value, "update"
+    )
+    checks.append(guard_check)
     checks.append(user)
-    body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, all_of(checks), all_actions)
 
     def apply(attributes: Item | None) -> None:
         if attributes is not None:
-            fresh = session.load(model, attributes)
+            fresh = load_checked(model, attributes)
             instance.__dict__.update(fresh.__dict__)
             set_state(instance, "_dm_extra", fresh._dm_extra)
             set_state(instance, "_dm_partial", False)
-            unique.remember(instance, attributes)
+            remember(instance, attributes)
             return
-        # Inside a transaction DynamoDB returns nothing: apply what is known locally.
+        # Inside a transaction DynamoDB returns nothing: apply what is known locally. The
+        # stored item is not known whole any more: the next save() is a full put.
+        set_state(instance, "_dm_stored", None)
         for name, value in sets.items():
             setattr(instance, name, value)
         if version is not None and schema.version:
             instance.__dict__[schema.version] = version + 1
-        unique.forget_changed(instance, changed)
+        forget_changed(instance, changed)
 
     return Write(
         "Update",
@@ -322,6 +426,36 @@ def plan_update(
         guards=guards,
         apply=apply,
     )
+
+
+def _moved_guards(
+    names: TableNames,
+    model: type[Model],
+    key: Item,
+    instance: Model,
+    changed: dict[str, Any],
+    ttl_changed: bool,
+    ttl_value: Any,
+    operation: str,
+) -> tuple[list[unique.Guard], Condition | None]:
+    """The guard writes of an update that changes unique values (or the expiry of a model
+    with unique fields, which every guard carries), and the check that the stored unique
+    values are still the ones this instance knows."""
+    schema = _schema(model)
+    if not (changed or (schema.unique and schema.ttl and ttl_changed)):
+        return [], None
+    stored = stored_values(instance)
+    if stored is None:
+        raise UsageError(
+            f"{operation} {model.__name__}: changing a unique field (or the expiry of a model "
+            "with unique fields) needs the stored values; read the item first"
+        )
+    expiry = None
+    if schema.ttl and schema.ttl_attribute:
+        encoded = None if ttl_value is None else _path(model, schema.ttl).encode(ttl_value)
+        expiry = {schema.ttl_attribute: encoded} if encoded and "N" in encoded else {}
+    guards = unique.guards_for_update(names, model, key, stored, changed, expiry=expiry)
+    return guards, _unique_checks(model, {n: stored.get(n) for n in (changed or schema.unique)})
 
 
 def _template_actions(
@@ -353,7 +487,7 @@ def _template_actions(
 
 
 def plan_upsert(
-    session: Session,
+    names: TableNames,
     model: type[Model],
     key_value: Any,
     actions: tuple[Action, ...],
@@ -368,8 +502,9 @@ def plan_upsert(
             "and changed with update(), so their guards stay in step"
         )
     user = as_condition(condition, "condition") if condition is not None else None
-    key = session.split_key(model, key_value)
-    all_actions = collect_actions(model, actions, sets, "upsert", base=None)
+    key = keys.from_any(model, key_value)
+    sets = validate_sets(model, sets, "upsert", base=None)
+    all_actions = collect_actions(model, actions, sets, "upsert")
     if schema.computed_attributes:
         all_actions.extend(_upsert_computed(model, key_value, sets, all_actions))
     touched = {a.path.root for a in all_actions}
@@ -401,9 +536,9 @@ def plan_upsert(
             )
         )
     stamp_updated(model, all_actions)
-    exists = keys.hash_path(model).exists() if missing else None
+    exists = _present(model) if missing else None
     full = all_of([exists, user])
-    body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, full, all_actions)
     idempotent = full is None and not schema.version and _idempotent(all_actions)
     return Write(
@@ -415,6 +550,82 @@ def plan_upsert(
         idempotent=idempotent,
         conditional=full is not None,
         missing_required=tuple(missing),
+    )
+
+
+def plan_update_key(
+    names: TableNames,
+    model: type[Model],
+    key_value: Any,
+    actions: tuple[Action, ...],
+    sets: dict[str, Any],
+    *,
+    condition: ConditionLike | None,
+    if_version: int | None,
+    touch: bool,
+) -> Write:
+    """An UpdateItem of an existing item by key, without reading it first: conditional on
+    the item existing (and on ``if_version``); ``touch=False`` leaves Version and
+    UpdatedAt alone (counters)."""
+    schema = _schema(model)
+    operation = "update_key"
+    user = as_condition(condition, "condition") if condition is not None else None
+    key = keys.from_any(model, key_value)
+    if if_version is not None and (
+        not schema.version or isinstance(if_version, bool) or not isinstance(if_version, int)
+    ):
+        raise UsageError(
+            f"{operation} {model.__name__}: if_version needs a model with a Version field and "
+            "an int"
+            if schema.version
+            else f"{operation} {model.__name__}: if_version needs a Version field in the model"
+        )
+    changed_unique = [n for n in schema.unique if n in sets] or (
+        [schema.ttl] if schema.unique and schema.ttl and schema.ttl in sets else []
+    )
+    if changed_unique:
+        raise UsageError(
+            f"{operation} {model.__name__}: changing {changed_unique[0]!r} moves a unique "
+            "guard, which needs the stored values; read the item and use update()"
+        )
+    sets = validate_sets(model, sets, operation, base=None)
+    all_actions = collect_actions(model, actions, sets, operation)
+    if not all_actions:
+        raise UsageError(f"{operation} {model.__name__}: give at least one action or field=value")
+    for template in schema.templates:
+        given = set(template.fields) & set(sets)
+        if given and given != set(template.fields):
+            raise UsageError(
+                f"{operation} {model.__name__}: the computed key {template.attribute!r} is "
+                f"made of {', '.join(template.fields)}; give all of them (or read the item "
+                "and use update())"
+            )
+    all_actions.extend(_template_actions(model, {}, sets, all_actions))
+    checks: list[Condition | None] = [_present(model)]
+    if schema.version and if_version is not None:
+        checks.append(_version_check(model, if_version))
+    if touch:
+        if schema.version:
+            path = _path(model, schema.version)
+            new = (
+                Value({"N": str(if_version + 1)})
+                if if_version is not None
+                else Arithmetic(path, "+", Value({"N": "1"}))
+            )
+            all_actions.append(SetAction(path, new))
+        stamp_updated(model, all_actions)
+    checks.append(user)
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
+    _render(body, all_of(checks), all_actions)
+    return Write(
+        "Update",
+        model,
+        operation,
+        body,
+        key,
+        idempotent=False,
+        version=if_version,
+        conditional=True,
     )
 
 
@@ -447,7 +658,7 @@ def _upsert_computed(
 
 
 def plan_delete(
-    session: Session,
+    names: TableNames,
     model: type[Model],
     key: Item,
     *,
@@ -455,6 +666,7 @@ def plan_delete(
     stored: dict[str, AttributeValue | None] | None,
     condition: ConditionLike | None,
     instance: Model | None = None,
+    returning: bool = False,
 ) -> Write:
     schema = _schema(model)
     user = as_condition(condition, "condition") if condition is not None else None
@@ -468,16 +680,16 @@ def plan_delete(
                 f"delete {model.__name__}: the unique fields' stored values are unknown; "
                 "read the item first or use delete_key()"
             )
-        guards = unique.guards_for_delete(session, model, key, stored)
+        guards = unique.guards_for_delete(names, model, key, stored)
         checks.append(_unique_checks(model, stored))
     checks.append(user)
     full = all_of(checks)
-    body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, full)
 
     def apply(_: Item | None) -> None:
         if instance is not None:
-            unique.forget(instance)
+            forget(instance)
 
     return Write(
         "Delete",
@@ -490,12 +702,13 @@ def plan_delete(
         conditional=full is not None,
         guards=guards,
         apply=apply,
+        returning=returning,
     )
 
 
-def plan_check(session: Session, model: type[Model], key: Item, condition: ConditionLike) -> Write:
+def plan_check(names: TableNames, model: type[Model], key: Item, condition: ConditionLike) -> Write:
     user = as_condition(condition, "condition")
-    body: dict[str, Any] = {"TableName": session.table_name(model), "Key": key}
+    body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, user)
     return Write("ConditionCheck", model, "check", body, key, idempotent=True, conditional=True)
 
@@ -508,21 +721,50 @@ def _version_known(instance: Model) -> bool:
     return bool(schema.version) and schema.version in instance.__dict__
 
 
+def validate_sets(
+    model: type[Model], sets: dict[str, Any], operation: str, *, base: Model | None
+) -> dict[str, Any]:
+    """Keyword values as the model stores them: each goes through the model's own
+    validation (field validators included), on a copy of ``base`` when there is one.
+    Invalid data raises Pydantic's ValidationError before any request. Unique guards,
+    key templates and the instance all follow these validated values."""
+    probe: Model | None = None
+    validated: dict[str, Any] = {}
+    for name, value in sets.items():
+        if name not in model.model_fields:
+            raise UsageError(
+                f"{operation} {model.__name__}: unknown field {name!r}; fields are "
+                f"{', '.join(model.model_fields)}"
+            )
+        if value is None:
+            try:
+                _adapter(model.model_fields[name].annotation).validate_python(None)
+            except ValueError:
+                raise UsageError(
+                    f"{operation} {model.__name__}: {name}=None would remove the attribute, "
+                    f"but the field {name!r} cannot be None; give it a value"
+                ) from None
+            validated[name] = None
+        elif isinstance(value, set | frozenset) and not value:
+            validated[name] = value
+        else:
+            if probe is None:
+                probe = base.model_copy() if base is not None else model.model_construct()
+            setattr(probe, name, value)
+            validated[name] = probe.__dict__[name]
+    return validated
+
+
 def collect_actions(
     model: type[Model],
     actions: tuple[Action, ...],
     sets: dict[str, Any],
     operation: str,
-    *,
-    base: Model | None,
 ) -> list[Action]:
-    """Positional actions plus keyword SETs (None removes), checked against the model.
-
-    Keyword values go through the model's own validation (field validators included),
-    on a copy of ``base`` when there is one; invalid data raises Pydantic's
-    ValidationError before any request."""
+    """Positional actions plus keyword SETs of validated values (``validate_sets``; None
+    removes), checked against the model."""
     schema = _schema(model)
-    probe: Model | None = None
+    index_keys = schema.key_attributes()
     result: list[Action] = []
     for action in actions:
         if not isinstance(action, Action):
@@ -537,28 +779,11 @@ def collect_actions(
             )
         result.append(action)
     for name, value in sets.items():
-        if name not in model.model_fields:
-            raise UsageError(
-                f"{operation} {model.__name__}: unknown field {name!r}; fields are "
-                f"{', '.join(model.model_fields)}"
-            )
         path = _path(model, name)
-        if value is None:
-            try:
-                _adapter(model.model_fields[name].annotation).validate_python(None)
-            except ValueError:
-                raise UsageError(
-                    f"{operation} {model.__name__}: {name}=None would remove the attribute, "
-                    f"but the field {name!r} cannot be None; give it a value"
-                ) from None
-            result.append(path.remove())
-        elif isinstance(value, set | frozenset) and not value:
-            result.append(path.remove())  # an empty set is stored as no attribute
+        if value is None or (isinstance(value, set | frozenset) and not value):
+            result.append(path.remove())  # None, and an empty set, are stored as no attribute
         else:
-            if probe is None:
-                probe = base.model_copy() if base is not None else model.model_construct()
-            setattr(probe, name, value)
-            result.append(path.set(probe.__dict__[name]))
+            result.append(path.set(value))
     seen: set[tuple[str | int, ...]] = set()
     for action in result:
         path = action.path
@@ -579,6 +804,17 @@ def collect_actions(
         if path.elements in seen:
             raise UsageError(f"{operation} {model.__name__}: two actions on {path}")
         seen.add(path.elements)
+        if (
+            isinstance(action, SetAction)
+            and isinstance(action.operand, Value)
+            and len(path.elements) == 1
+            and path.elements[0] in index_keys
+            and (action.operand.av.get("S") == "" or action.operand.av.get("B") == b"")
+        ):
+            raise UsageError(
+                f"{operation} {model.__name__}.{path.root}: an empty value cannot be stored "
+                "in a key attribute of an index; use None (no index entry) or a value"
+            )
     return result
 
 
@@ -586,7 +822,7 @@ def stamp_updated(model: type[Model], actions: list[Action]) -> None:
     schema = _schema(model)
     if schema.updated_at and not any(a.path.root == schema.updated_at for a in actions):
         actions.append(
-            SetAction(_path(model, schema.updated_at), Value({"S": format_datetime(_utcnow())}))
+            SetAction(_path(model, schema.updated_at), Value({"S": format_datetime(utcnow())}))
         )
 
 
@@ -599,199 +835,6 @@ def _idempotent(actions: list[Action]) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- running
-
-
-async def run(session: Session, write: Write) -> Item | None:
-    """Send one write; with unique guards it becomes a transaction. Returns ALL_NEW
-    attributes for updates."""
-    if write.guards:
-        await run_transaction(session, [write])
-        return None
-    request = dict(write.body)
-    if write.conditional:
-        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    if write.kind == "Update":
-        request["ReturnValues"] = "ALL_NEW"
-    table = request["TableName"]
-    try:
-        response = await session.call(
-            _OPERATIONS[write.kind], request, idempotent=write.idempotent, table=table
-        )
-    except ConditionFailed as error:
-        raise await condition_error(session, write, error.item, error) from None
-    attributes: Item | None = response.get("Attributes")
-    if write.apply is not None and active_dry_run.get() is None:
-        write.apply(attributes)
-    return attributes
-
-
-async def condition_error(
-    session: Session, write: Write, raw: Item | None, error: Exception | None
-) -> ConditionFailed | NotFound:
-    """Choose the error from the item as it was: missing, version moved, or condition."""
-    model = write.model
-    if raw is None:
-        table = session.table_name(model)
-        response = await session.call(
-            "GetItem",
-            {"TableName": table, "Key": write.key, "ConsistentRead": True},
-            idempotent=True,
-            table=table,
-        )
-        raw = response.get("Item")
-    name = model.__name__
-    codes: dict[str, Any] = {
-        "code": getattr(error, "code", None) or "ConditionalCheckFailedException",
-        "service_message": getattr(error, "service_message", None),
-    }
-    operation = write.operation
-    if raw is None:
-        if write.create:
-            return ConditionFailed(f"{operation} {name}: the condition did not hold", **codes)
-        if write.missing_required:
-            return NotFound(
-                f"upsert {name}: no item has this key, and creating one needs the required "
-                f"fields {', '.join(write.missing_required)}; pass them as keywords",
-                key=write.key,
-            )
-        return NotFound(f"{operation} {name}: no item with this key", key=write.key)
-    try:
-        old: Any = session.load(model, raw)
-    except ValueError:
-        old = None
-    if write.create:
-        return AlreadyExists(
-            f"create {name}: an item with this key already exists; use save() to "
-            "overwrite it or update() to change it",
-            item=old,
-            **codes,
-        )
-    schema = _schema(model)
-    if write.version is not None and schema.version:
-        stored = old.__dict__.get(schema.version) if old is not None else None
-        if stored != write.version:
-            return VersionConflict(
-                f"{operation} {name}: the item changed since it was read (version "
-                f"{write.version} expected, {stored} stored); read it again and retry",
-                item=old,
-                **codes,
-            )
-    return ConditionFailed(f"{operation} {name}: the condition did not hold", item=old, **codes)
-
-
-@dataclass(frozen=True)
-class CancellationReason:
-    """Why one action of a cancelled transaction failed (``code`` "None" when it did not)."""
-
-    index: int
-    operation: str
-    model: str
-    code: str
-    message: str
-    item: Any = None
-
-
-async def run_transaction(session: Session, writes: list[Write]) -> None:
-    """TransactWriteItems for the writes and their guards; one client request token is
-    reused on every retry of the same commit. TransactionConflict is retried."""
-    if not writes:
-        return
-    check_transaction(writes)
-    items: list[dict[str, Any]] = []
-    owners: list[tuple[int, unique.Guard | None]] = []
-    for position, write in enumerate(writes):
-        for offset, entry in enumerate(write.transact_items()):
-            items.append(entry)
-            owners.append((position, write.guards[offset - 1] if offset else None))
-    policy = session.retry
-    started = policy.clock()
-    attempt = 0
-    while True:
-        # session.call re-sends this same request (same token) when an answer is lost,
-        # so DynamoDB applies the commit once. A cancelled commit wrote nothing: its
-        # conflict retry is a new commit with a new token.
-        request = {"TransactItems": items, "ClientRequestToken": uuid.uuid4().hex}
-        try:
-            await session.call("TransactWriteItems", request, idempotent=True)
-            break
-        except TransactionCanceled as error:
-            reasons = error.reasons or []
-            codes = [str(r.get("Code") or "None") for r in reasons]
-            conflict = "TransactionConflict" in codes and not (
-                set(codes) - {"None", "TransactionConflict"}
-            )
-            attempt += 1
-            pause = policy.delay(attempt)
-            if (
-                conflict
-                and attempt < policy.max_attempts
-                and policy.clock() - started + pause <= policy.budget
-            ):
-                await policy.sleep(pause)
-                continue
-            raise await _cancellation(session, writes, owners, reasons, error) from None
-    if active_dry_run.get() is not None:
-        return
-    for write in writes:
-        if write.apply is not None:
-            write.apply(None)
-
-
-async def _cancellation(
-    session: Session,
-    writes: list[Write],
-    owners: list[tuple[int, unique.Guard | None]],
-    reasons: list[dict[str, Any]],
-    error: TransactionCanceled,
-) -> Exception:
-    per_write: list[CancellationReason] = []
-    violation: UniqueViolation | None = None
-    for position, write in enumerate(writes):
-        code, message, item = "None", "", None
-        for (owner, guard), reason in zip(owners, reasons, strict=False):
-            if owner != position:
-                continue
-            reason_code = str(reason.get("Code") or "None")
-            if reason_code == "None":
-                continue
-            if guard is not None and reason_code == "ConditionalCheckFailed":
-                if violation is None and guard.kind == "Put":
-                    violation = UniqueViolation(
-                        f"{write.operation} {write.model.__name__}: the value of unique field "
-                        f"{guard.field!r} is already taken",
-                        field=guard.field,
-                        value=guard.value,
-                        code="ConditionalCheckFailed",
-                    )
-                code = code if code != "None" else reason_code
-                continue
-            code, message = reason_code, str(reason.get("Message") or "")
-            raw = reason.get("Item")
-            if raw:
-                try:
-                    item = session.load(write.model, raw)
-                except ValueError:
-                    item = None
-        per_write.append(
-            CancellationReason(position, write.operation, write.model.__name__, code, message, item)
-        )
-    if violation is not None:
-        return violation
-    if len(writes) == 1 and per_write[0].code == "ConditionalCheckFailed":
-        raw = reasons[0].get("Item") if reasons else None
-        return await condition_error(session, writes[0], raw, error)
-    failed = ", ".join(
-        f"#{r.index} {r.operation} {r.model}: {r.code}" for r in per_write if r.code != "None"
-    )
-    return TransactionCanceled(
-        f"the transaction was cancelled ({failed or 'no reason given'}); nothing was written",
-        reasons=per_write,
-        code=error.code,
-        service_message=error.service_message,
-    )
-
-
 def check_transaction(writes: list[Write]) -> None:
     """DynamoDB's limits, checked before sending: 100 actions, 4 MB, one action per item."""
     count = sum(1 + len(w.guards) for w in writes)
@@ -800,21 +843,68 @@ def check_transaction(writes: list[Write]) -> None:
             f"a transaction holds at most {MAX_TRANSACTION_ACTIONS} actions; this one has "
             f"{count} (unique guards count too); split it"
         )
-    seen: set[tuple[str, str]] = set()
+    seen: dict[str, str | None] = {}
     size = 0
     for write in writes:
-        for kind_body in write.transact_items():
+        guards: list[unique.Guard | None] = [None, *write.guards]
+        for kind_body, guard in zip(write.transact_items(), guards, strict=True):
             body = next(iter(kind_body.values()))
-            identity = (body["TableName"], repr(sorted(_target_key(write, body).items())))
+            identity = keys.item_identity(body["TableName"], _target_key(write, body))
             if identity in seen:
+                name = write.model.__name__
+                if guard is not None:
+                    raise UsageError(
+                        f"transaction: two actions claim or release one value of the unique "
+                        f"field {name}.{guard.field}; DynamoDB allows one action per item, "
+                        "and the value's guard is one item (a swap of two values between "
+                        "two items is supported; two claims of one value are not)"
+                    )
                 raise UsageError(
-                    f"transaction: two actions on the same {write.model.__name__} item; "
+                    f"transaction: two actions on the same {name} item; "
                     "DynamoDB allows one action per item in a transaction"
                 )
-            seen.add(identity)
+            seen[identity] = guard.field if guard is not None else None
             size += item_size(body.get("Item") or body.get("Key") or {})
+            size += sum(map(value_size, body.get("ExpressionAttributeValues", {}).values()))
     if size > MAX_TRANSACTION_BYTES:
         raise UsageError(f"a transaction carries at most 4 MB of items; this one has {size} bytes")
+
+
+def merge_guard_handovers(writes: list[Write]) -> list[Write]:
+    """Writes of one transaction where a unique value released by one item is claimed
+    by another (a swap of emails between two users): the release and the claim of that
+    value's guard become one guard put, conditional on the guard being free or held by
+    either item, since DynamoDB takes one action per item in a transaction."""
+    releases: dict[str, tuple[int, unique.Guard]] = {}
+    for position, write in enumerate(writes):
+        for guard in write.guards:
+            if guard.kind == "Delete":
+                releases[guard.body["Key"][unique.GUARD_KEY]["S"]] = (position, guard)
+    if not releases:
+        return writes
+    dropped: dict[int, list[unique.Guard]] = {}
+    replaced: dict[int, dict[int, unique.Guard]] = {}
+    for position, write in enumerate(writes):
+        for offset, guard in enumerate(write.guards):
+            if guard.kind != "Put":
+                continue
+            released = releases.get(guard.body["Item"][unique.GUARD_KEY]["S"])
+            if released is None or released[0] == position:
+                continue
+            owner, release = released
+            replaced.setdefault(position, {})[offset] = unique.handover(guard, release)
+            dropped.setdefault(owner, []).append(release)
+    if not replaced:
+        return writes
+    merged: list[Write] = []
+    for position, write in enumerate(writes):
+        guards = [
+            replaced.get(position, {}).get(offset, guard)
+            for offset, guard in enumerate(write.guards)
+            if not any(guard is gone for gone in dropped.get(position, ()))
+        ]
+        merged.append(dataclasses.replace(write, guards=guards))
+    return merged
 
 
 def _target_key(write: Write, body: dict[str, Any]) -> Item:

@@ -148,8 +148,8 @@ async def import_csv(path: Path) -> Parsed:
         for record in parsed.records:
             batch.put(record)
     check(
-        len(batch.written) == len(parsed.records),
-        f"batch_write wrote {len(batch.written)} of {len(parsed.records)} records",
+        batch.written == len(parsed.records),
+        f"batch_write wrote {batch.written} of {len(parsed.records)} records",
     )
     return parsed
 

@@ -171,7 +171,7 @@ async def flows(db: dm.Session, workdir: Path) -> None:
     async with dm.batch_write() as batch:
         for item in batch_agents:
             batch.put(item)
-    check(len(batch.written) == 30, f"batch_write wrote {len(batch.written)} of 30")
+    check(batch.written == 30, f"batch_write wrote {batch.written} of 30")
     wanted = ["agent-07", "agent-404", "agent-01", "agent-29", "agent-1"]
     found = await Agent.batch_get(wanted)
     check(
@@ -212,7 +212,7 @@ async def flows(db: dm.Session, workdir: Path) -> None:
     async with dm.batch_write() as batch:
         for conversation in conversations:
             batch.put(conversation)
-    check(len(batch.written) == len(lines), f"batch_write wrote {len(batch.written)}")
+    check(batch.written == len(lines), f"batch_write wrote {batch.written}")
     stored = await Conversation.scan().count()
     check(stored == len(lines), f"{stored} conversations stored, {len(lines)} exported")
     check(

@@ -152,7 +152,7 @@ async def flows(db: dm.Session) -> None:
     async with dm.batch_write() as batch:
         for image in gallery:
             batch.put(image)
-    check(len(batch.written) == len(gallery), f"batch_write wrote {len(batch.written)}")
+    check(batch.written == len(gallery), f"batch_write wrote {batch.written}")
     step("batch_write", f"{len(gallery)} uploads")
     photo, beach = gallery[0], gallery[1]
 

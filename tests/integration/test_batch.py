@@ -251,7 +251,7 @@ async def test_batch_write_sends_each_request_as_it_fills(db: dm.Session, sent: 
     async with dm.batch_write() as batch:
         for i in range(25):
             batch.put(Book(id=f"b{i:02d}"))
-        await wait_for(lambda: len(batch.written) == 25)
+        await wait_for(lambda: batch.written == 25)
         assert [len(r) for r in write_requests(sent)] == [25]
         assert await count(db, Book) == 25  # written while the block still runs
 
@@ -368,7 +368,7 @@ async def test_exception_after_a_request_keeps_what_was_written(db: dm.Session, 
         async with dm.batch_write() as batch:
             for i in range(25):
                 batch.put(Book(id=f"b{i:02d}"))
-            await wait_for(lambda: len(batch.written) == 25)
+            await wait_for(lambda: batch.written == 25)
             for i in range(25, 35):
                 batch.put(Book(id=f"b{i:02d}"))
             raise RuntimeError("boom")

@@ -82,7 +82,7 @@ async def run_trial(
 
     async def block() -> None:
         try:
-            async with dm.batch_write(session=proxied) as batch:
+            async with dm.batch_write(session=proxied, keep_written=True) as batch:
                 batches.append(batch)
                 for kind, key, content in ops:
                     if kind == "put":
@@ -141,7 +141,7 @@ def check(record: dict[str, Any]) -> list[str]:
 
     # What each key must hold: its last written content, else what it held before.
     expected = dict(before)
-    for kind, target in batch.written:
+    for kind, target in batch.written_items or []:
         if kind == "put":
             expected[target.id] = target.content
         else:
@@ -150,7 +150,7 @@ def check(record: dict[str, Any]) -> list[str]:
         wrong = sorted(k for k in set(after) | set(expected) if after.get(k) != expected.get(k))
         problems.append(f"{len(wrong)} keys differ from the record, e.g. {wrong[:3]}")
 
-    written = [identity(kind, target) for kind, target in batch.written]
+    written = [identity(kind, target) for kind, target in batch.written_items or []]
     if len(set(written)) != len(written):
         problems.append("an entry is reported written twice")
     failed = {identity(kind, target) for kind, target in batch.failed}

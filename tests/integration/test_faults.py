@@ -86,7 +86,7 @@ async def test_10000_items_under_throttling_land_exactly_once(
     assert set(landed) == {record_key(db, i) for i in ids}
     assert set(landed.values()) == {1}  # every item reached the server exactly once
     assert fault_proxy.resent_after_ack() == []  # nothing acknowledged was sent again
-    assert len(batch.written) == MANY_WRITES and batch.failed == []
+    assert batch.written == MANY_WRITES and batch.failed == []
     assert await count(db, Record) == MANY_WRITES
     throttled = fault_proxy.exchanges("BatchWriteItem", "throttle")
     split = fault_proxy.exchanges("BatchWriteItem", "unprocessed")
@@ -115,7 +115,7 @@ async def test_batch_write_stops_at_the_retry_budget_and_lists_the_items_left(
         endpoint_url=fault_proxy.endpoint_url, table_prefix=db.table_prefix, retry=policy
     ):
         with pytest.raises(dm.BatchWriteError) as caught:
-            async with dm.batch_write() as batch:
+            async with dm.batch_write(keep_written=True) as batch:
                 for record in records:
                     batch.put(record)
 
@@ -124,7 +124,9 @@ async def test_batch_write_stops_at_the_retry_budget_and_lists_the_items_left(
     assert {kind for kind, _ in caught.value.items} == {"put"}
     assert left and len(left) + len(landed) == 60
     assert {record_key(db, r.id) for r in left}.isdisjoint(landed)
-    assert {r.id for r in left} | {r.id for _, r in batch.written} == {r.id for r in records}
+    assert {r.id for r in left} | {r.id for _, r in batch.written_items or []} == {
+        r.id for r in records
+    }
     assert isinstance(caught.value.__cause__, dm.Throttled)
     assert "were not written" in str(caught.value)
     assert len(fault_proxy.exchanges("BatchWriteItem")) == 3 * 3  # 3 requests, 3 attempts each

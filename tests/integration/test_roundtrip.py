@@ -349,7 +349,8 @@ async def stored_item(db: dm.Session, model: type[dm.Model]) -> dict[str, Any]:
 async def save_and_get(instance: M) -> M:
     await instance.save()
     key: Any = getattr(instance, "id")  # noqa: B009 (every model here keys on id)
-    return await type(instance).get(key, consistent=True)
+    # include_expired: a TTL in the past must round-trip too (reads hide it by default).
+    return await type(instance).get(key, consistent=True, include_expired=True)
 
 
 # ---------------------------------------------------------------- one test per row

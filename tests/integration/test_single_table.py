@@ -267,10 +267,8 @@ def test_conflicting_index_definitions_are_refused() -> None:
 
         id: str
 
+    from dynamodm.schema import TableNames
     from dynamodm.tables import _group
 
-    class Prefix:
-        table_prefix = ""
-
     with pytest.raises(dm.UsageError, match="GSI1"):
-        _group(Prefix(), [One, Two])  # type: ignore[arg-type]
+        _group(TableNames(""), [One, Two])

@@ -419,7 +419,7 @@ class Worker:
             else:
                 intents[slot] = (self.text(), self.random.randint(-(10**6), 10**6))
         try:
-            async with dm.batch_write(session=self.session) as batch:
+            async with dm.batch_write(session=self.session, keep_written=True) as batch:
                 for slot, value in intents.items():
                     if value is None:
                         batch.delete_key(Event, (self.name, slot))
@@ -427,7 +427,7 @@ class Worker:
                         batch.put(Event(pk=self.name, sk=slot, payload=value[0], amount=value[1]))
         except dm.BatchWriteError as error:
             uncertain = isinstance(error.__cause__, dm.OutcomeUnknown)
-            self.note_batch(batch.written, intents)
+            self.note_batch(batch.written_items or [], intents)
             for _kind, target in error.items:
                 slot = target.sk if isinstance(target, Event) else target[1]
                 key = event_key(self.name, slot)
@@ -436,9 +436,9 @@ class Worker:
                 else:
                     self.ledger.failed(key)
             return "unknown" if uncertain else "failed"
-        self.note_batch(batch.written, intents)
-        if len(batch.written) != len(intents):
-            self.ledger.problem(f"batch {self.name}: {len(batch.written)} of {len(intents)}")
+        self.note_batch(batch.written_items or [], intents)
+        if batch.written != len(intents):
+            self.ledger.problem(f"batch {self.name}: {batch.written} of {len(intents)}")
         return "ack"
 
     def note_batch(self, written: list[tuple[str, Any]], intents: dict[int, Snapshot]) -> None:

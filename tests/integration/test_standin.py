@@ -174,11 +174,6 @@ async def test_fast_transport_sends_its_user_agent(standin: StandIn) -> None:
     assert standin.requests[-1].header("user-agent") == user_agent()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BotocoreTransport.open builds its Config without user_agent_extra=user_agent() "
-    "(not in this change)",
-)
 async def test_botocore_transport_adds_our_user_agent(standin: StandIn) -> None:
     make_table(standin)
     async with session(standin, "botocore") as db:
@@ -283,20 +278,7 @@ async def test_throttled_carries_the_last_attempts_request_id(
     assert {r.code for r in standin.requests} == {"ProvisionedThroughputExceededException"}
 
 
-EXECUTE_DROPS_THE_ID = pytest.mark.xfail(
-    strict=True,
-    reason="execute.condition_error rebuilds AlreadyExists/VersionConflict/NotFound from the "
-    "ConditionFailed without its request_id (dynamodm/execute.py, not in this change)",
-)
-SESSION_DROPS_THE_ID = pytest.mark.xfail(
-    strict=True,
-    reason="Session.get raises NotFound without the GetItem answer's request id, which the "
-    "response carries as ResponseMetadata.RequestId (dynamodm/session.py, not in this change)",
-)
-
-
 @TRANSPORTS
-@EXECUTE_DROPS_THE_ID
 async def test_a_failed_condition_carries_the_request_id(standin: StandIn, transport: Kind) -> None:
     make_table(standin)
     async with session(standin, transport) as db:
@@ -308,7 +290,6 @@ async def test_a_failed_condition_carries_the_request_id(standin: StandIn, trans
 
 
 @TRANSPORTS
-@SESSION_DROPS_THE_ID
 async def test_not_found_carries_the_request_id_of_the_empty_answer(
     standin: StandIn, transport: Kind
 ) -> None:
@@ -320,11 +301,6 @@ async def test_not_found_carries_the_request_id_of_the_empty_answer(
 
 
 @TRANSPORTS
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry._final builds OutcomeUnknown from a 5xx answer without its request_id "
-    "(dynamodm/retry.py, not in this change)",
-)
 async def test_outcome_unknown_from_a_5xx_carries_the_request_id(
     standin: StandIn, transport: Kind
 ) -> None:
@@ -482,21 +458,12 @@ async def test_the_standin_refuses_a_request_signed_too_long_ago(standin: StandI
 # ---------------------------------------------------------------- the host that is signed
 
 
-# aiobotocore sends the host as spelled while botocore signs it lower-cased: the botocore
-# transport must be given the normalised URL when it opens (transport.endpoint_parts).
-BOTOCORE_SENDS_CAPITALS = pytest.mark.xfail(
-    strict=True,
-    reason="BotocoreTransport.open passes the endpoint URL as spelled; aiobotocore then sends "
-    "Host with its capitals while botocore signs it lower-cased (not in this change)",
-)
-
-
 @pytest.mark.parametrize(
     ("transport", "endpoint"),
     [
         ("http", "http://DynamoDB.StandIn.TEST:80"),
         ("http", "http://dynamodb.standin.test:80/"),
-        pytest.param("botocore", "http://DynamoDB.StandIn.TEST:80", marks=BOTOCORE_SENDS_CAPITALS),
+        ("botocore", "http://DynamoDB.StandIn.TEST:80"),
         ("botocore", "http://dynamodb.standin.test:80/"),
     ],
 )
@@ -530,9 +497,7 @@ async def test_a_trailing_dot_is_signed_as_sent(
     [
         ("http", "https://DynamoDB.StandIn.Test:443"),
         ("http", "https://dynamodb.standin.test:443/"),
-        pytest.param(
-            "botocore", "https://DynamoDB.StandIn.Test:443", marks=BOTOCORE_SENDS_CAPITALS
-        ),
+        ("botocore", "https://DynamoDB.StandIn.Test:443"),
         ("botocore", "https://dynamodb.standin.test:443/"),
     ],
 )

@@ -390,3 +390,48 @@ async def test_a_commit_whose_every_answer_is_lost_raises_outcome_unknown(
             async with dm.transaction() as tx:
                 tx.create(Account(id="a"))
                 tx.put(Entry(account="a", n=1))
+
+
+@pytest.mark.parametrize("code", ["ThrottlingError", "ProvisionedThroughputExceeded"])
+async def test_a_transaction_cancelled_for_throttling_is_retried(
+    proxied: dm.Session, fault_proxy: FaultProxy, code: str
+) -> None:
+    """DynamoDB wrote nothing and asks to try again shortly, as for a throttled write."""
+    fault_proxy.add("cancel", "TransactWriteItems", times=2, code=code)
+
+    async with dm.transaction() as tx:
+        tx.create(Account(id="a"))
+        tx.put(Entry(account="a", n=1))
+
+    log = fault_proxy.exchanges("TransactWriteItems")
+    assert [e.action for e in log] == ["cancel", "cancel", "forward"]
+    assert (await Account.get("a")).version == 1
+
+
+async def test_transact_get_retries_a_conflict(
+    proxied: dm.Session, fault_proxy: FaultProxy
+) -> None:
+    await Account.create(id="a")
+    fault_proxy.add("cancel", "TransactGetItems", times=2, code="TransactionConflict")
+    (found,) = await dm.transact_get([(Account, "a")])
+    assert found is not None and found.id == "a"
+    assert [e.action for e in fault_proxy.exchanges("TransactGetItems")] == [
+        "cancel",
+        "cancel",
+        "forward",
+    ]
+
+
+async def test_transact_get_cancellation_reasons_are_cancellation_reasons(
+    proxied: dm.Session, fault_proxy: FaultProxy
+) -> None:
+    await Account.create(id="a")
+    fault_proxy.add("cancel", "TransactGetItems", code="ValidationError")
+    with pytest.raises(dm.TransactionCanceled) as caught:
+        await dm.transact_get([(Account, "a"), (Account, "b")])
+    reasons = caught.value.reasons
+    assert all(isinstance(r, dm.CancellationReason) for r in reasons)
+    assert [(r.code, r.model) for r in reasons] == [
+        ("ValidationError", "Account"),
+        ("None", "Account"),
+    ]

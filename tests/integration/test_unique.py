@@ -12,7 +12,7 @@ import pytest
 from pydantic import Field
 
 import dynamodm as dm
-from dynamodm import unique
+from dynamodm import keys
 
 REG = dm.Registry("unique-tests")
 pytestmark = pytest.mark.moto_only(reason="dynalite has no transactions")
@@ -226,7 +226,7 @@ async def test_guards_never_appear_in_the_models_reads(db: dm.Session) -> None:
     assert [u.id for u in await User.query("u1@example.com", index="EmailIndex").all()] == [
         users[1].id
     ]
-    assert db.table_prefix + unique.GUARD_TABLE in await db.list_tables()
+    assert db.names.guard in await db.list_tables()
     assert (await db.describe_table(User)).item_count in (0, 3)  # moto may lag; never 9
 
 
@@ -239,7 +239,7 @@ async def test_guards_expire_with_their_item(db: dm.Session) -> None:
 
     (guard,) = await guards(db)
     assert guard["expires"] == {"N": epoch}
-    assert guard["owner"]["S"] == unique.owner_text({"id": {"S": "v1"}})
+    assert guard["owner"]["S"] == keys.key_text({"id": {"S": "v1"}})
 
     visit.email = "b@example.com"
     await visit.save()

@@ -23,7 +23,7 @@ from dynamodm.codec import (
     encode_float,
     item_size,
 )
-from dynamodm.model import set_state
+from dynamodm.instances import set_state
 
 REGISTRY = dm.Registry("unit-codec")
 M = TypeVar("M", bound=Model)

@@ -41,7 +41,7 @@ from servers import free_port
 
 import dynamodm as dm
 from dynamodm.codec import MAX_ITEM_SIZE
-from dynamodm.query import DEFAULT_CURSOR_KEY, _b64, _sign
+from dynamodm.cursor import DEFAULT_CURSOR_KEY, _b64, _sign
 
 # ---------------------------------------------------------------- fixtures and helpers
 

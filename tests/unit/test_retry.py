@@ -307,3 +307,60 @@ async def test_cancellation_during_a_pause_propagates_and_stops_retrying() -> No
         await task
     assert task.cancelled()
     assert calls == 1
+
+
+# ---------------------------------------------------------------- the budget governs
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_the_default_policy_rides_out_throttling_for_its_whole_budget(seed: int) -> None:
+    """With full jitter the old defaults (10 attempts, 2 s cap) gave up after 3.6 s of
+    throttling on average, so the documented 30 s budget never bound."""
+    time = FakeTime()
+    rng = random.Random(seed)
+    default = RetryPolicy(clock=time.clock, sleep=time.sleep, random=rng.random, quota=None)
+    sender = Sender(forever=throttled())
+    with pytest.raises(ServiceError):
+        await default.run(sender, idempotent=True, what="GetItem")
+    waited = time.now - 100.0
+    assert 20.0 <= waited <= default.budget, waited
+    assert sender.calls < default.max_attempts
+
+
+async def test_the_retry_quota_paces_retries_once_spent() -> None:
+    time = FakeTime()
+    quota = dm.RetryQuota(20, refill=1.0, clock=time.clock)  # four retries at once
+    retrying = policy(time, max_attempts=100, budget=10.0)
+    sender = Sender(forever=throttled())
+    with pytest.raises(ServiceError):
+        await retrying.run(sender, idempotent=True, what="GetItem", quota=quota)
+    # Four retries with the backoff's pauses, then one each time 5 tokens have come
+    # back (one a second), until the 10 s budget: fewer requests than without a quota.
+    assert time.sleeps[:4] == [BASE, BASE * 2, BASE * 4, BASE * 8]
+    assert time.sleeps[4:] == [pytest.approx(3.5), pytest.approx(5.0)]
+    assert sender.calls == 7
+    assert time.now - 100.0 <= 10.0
+
+
+async def test_a_success_gives_back_what_its_retries_took() -> None:
+    time = FakeTime()
+    quota = dm.RetryQuota(20, refill=0.0, clock=time.clock)
+    retrying = policy(time, max_attempts=100)
+    quota.tokens = 10.0
+    await retrying.run(Sender(throttled()), idempotent=True, what="GetItem", quota=quota)
+    assert quota.tokens == 10.0  # took 5 for the retry, gave them back
+    await retrying.run(Sender(), idempotent=True, what="GetItem", quota=quota)
+    assert quota.tokens == 11.0  # one for a call that needed no retry
+    quota.tokens = 2.0
+    with pytest.raises(ServiceError):  # spent, and nothing comes back with time
+        await retrying.run(Sender(throttled()), idempotent=True, what="GetItem", quota=quota)
+    assert quota.tokens == 2.0
+
+
+async def test_without_a_quota_every_call_retries_on_its_own() -> None:
+    time = FakeTime()
+    retrying = policy(time, max_attempts=100, budget=10.0)
+    sender = Sender(forever=throttled())
+    with pytest.raises(ServiceError):
+        await retrying.run(sender, idempotent=True, what="GetItem", quota=None)
+    assert sender.calls == 13

@@ -1,0 +1,379 @@
+"""Connection: the one place that sends. One request through the retry policy, request
+events, dry runs, errors mapped to the library's, physical table names, and which
+connection a call uses when none is passed.
+
+Everything below it (plans, keys, codec) is pure; the units above it (queries, batches,
+transactions, tables) and the Session run on one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from .cursor import DEFAULT_CURSOR_KEY
+from .errors import (
+    ConfigurationError,
+    ConnectionFailed,
+    OutcomeUnknown,
+    ServiceError,
+    TableNotFound,
+    UsageError,
+    from_service,
+)
+from .observe import Listener, RequestEvent, active_dry_run, log_event
+from .observe import logger as request_logger
+from .retry import RetryPolicy, RetryQuota
+from .schema import TableNames
+from .transport import (
+    BotocoreTransport,
+    HttpTransport,
+    Request,
+    Response,
+    Transport,
+    open_transport,
+)
+
+if TYPE_CHECKING:
+    import aioboto3
+
+    from .model import Model
+
+_current: ContextVar[Connection | None] = ContextVar("dynamodm_session", default=None)
+_open: list[Connection] = []
+logger = logging.getLogger("dynamodm.session")
+WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+_CAPACITY_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+# How long close() waits for calls in flight before it closes the transport under them.
+_CLOSE_GRACE = 10.0
+
+NO_SESSION = (
+    "no dynamodm session is open: wrap the calls in `async with dm.connect(...) as db:` "
+    "(or open one in your app's lifespan), or pass session=..."
+)
+
+
+def env(*names: str) -> str | None:
+    """The first of these environment variables that is set and not empty."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def current_connection(explicit: Connection | None = None) -> Connection:
+    """The connection a call uses: ``explicit``, else the innermost one opened in this
+    task's context, else the most recently opened one still open on the running event
+    loop (never one bound to another thread's loop or to a closed loop)."""
+    if explicit is not None:
+        return explicit
+    found = _current.get()
+    if found is not None and found.is_open:
+        return found
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    for connection in reversed(_open):
+        if connection._loop is loop and loop is not None:
+            return connection
+    raise ConfigurationError(NO_SESSION)
+
+
+class Connection:
+    """An open connection to DynamoDB: sends requests; the Session adds the verbs."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        table_prefix: str | None = None,
+        boto_session: aioboto3.Session | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 64,
+        consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
+        transport: Literal["http", "botocore"] = "http",
+        cursor_secret: str | bytes | None = None,
+    ) -> None:
+        if transport not in ("http", "botocore"):
+            raise ConfigurationError(
+                f"transport={transport!r}: use 'http' (the fast default) or 'botocore'"
+            )
+        self.transport_name = transport
+        secret = cursor_secret or env("DYNAMODM_CURSOR_SECRET")
+        self.cursor_key = (
+            secret.encode() if isinstance(secret, str) else secret or DEFAULT_CURSOR_KEY
+        )
+        self.endpoint_url = endpoint_url or env("DYNAMODB_ENDPOINT_URL", "DYNAMODB_ENDPOINT")
+        prefix = table_prefix if table_prefix is not None else env("DYNAMODB_TABLE_PREFIX")
+        self.names = TableNames(prefix or "")
+        self.region = region
+        self.retry = retry or RetryPolicy()
+        self.retry_quota = (
+            RetryQuota(self.retry.quota, self.retry.quota_refill, self.retry.clock)
+            if self.retry.quota is not None
+            else None
+        )
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.consumed_capacity = consumed_capacity
+        self._boto_session = boto_session
+        self._transport: Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tokens: list[Token[Connection | None]] = []
+        self._listeners: list[Listener] = []
+        self._inflight = 0
+        self._idle: asyncio.Event | None = None
+        self._closing = False
+
+    @property
+    def table_prefix(self) -> str:
+        """The prefix of every physical table name (``DYNAMODB_TABLE_PREFIX``)."""
+        return self.names.prefix
+
+    # -- lifecycle
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._closing
+
+    async def open(self) -> Connection:
+        """Open the connection (``async with`` does this for you)."""
+        if self._transport is not None:
+            raise UsageError("this session is already open")
+        self._transport, self.region = await open_transport(
+            self.transport_name,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            boto_session=self._boto_session,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_connections=self.max_connections,
+        )
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        _open.append(self)
+        return self
+
+    async def close(self) -> None:
+        """Close the connection. New calls are refused at once; calls in flight finish
+        (up to a grace period of 10 seconds) before the connection pool closes."""
+        if self._transport is None:
+            return
+        self._closing = True
+        if self in _open:
+            _open.remove(self)
+        if self._inflight and self._idle is not None:
+            try:
+                await asyncio.wait_for(self._idle.wait(), _CLOSE_GRACE)
+            except TimeoutError:
+                logger.warning(
+                    "closing a dynamodm session with %d calls still in flight", self._inflight
+                )
+        transport, self._transport = self._transport, None
+        self._closing = False
+        if transport is not None:
+            await transport.close()
+
+    async def __aenter__(self) -> Any:
+        if self._transport is None:
+            await self.open()
+        self._tokens.append(_current.set(self))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._tokens:
+            token = self._tokens.pop()
+            try:
+                _current.reset(token)
+            except ValueError:
+                _current.set(None)
+        await self.close()
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None or self._closing:
+            raise ConfigurationError(
+                "this session is closed: use it inside `async with dm.connect(...)`"
+            )
+        if self._loop is not asyncio.get_running_loop():
+            raise ConfigurationError(
+                "this session was opened on another event loop; open a session in each loop "
+                "(e.g. per test, or per asyncio.run in a Lambda handler), or use dm.run"
+            )
+        return self._transport
+
+    @property
+    def client(self) -> Any:
+        """The aioboto3 DynamoDB client of this session (an escape hatch)."""
+        transport = self.transport
+        if isinstance(transport, BotocoreTransport | HttpTransport):
+            return transport.client
+        raise ConfigurationError("this session's transport has no aioboto3 client")
+
+    # -- requests
+
+    def table_name(self, model: type[Model]) -> str:
+        """The physical table name of a model: ``table_prefix + Meta.table``."""
+        return self.names.of(model)
+
+    async def call(
+        self, operation: str, request: Request, *, idempotent: bool, table: str | None = None
+    ) -> Response:
+        """Send one request through the retry policy; errors become the library's.
+
+        When the service answers that a table does not exist, ``create_missing_tables``
+        may create it (a Session with ``auto_create_tables``), and the request is sent
+        once more."""
+        try:
+            return await self._call(operation, request, idempotent=idempotent, table=table)
+        except TableNotFound:
+            names = [table] if table else list(request.get("RequestItems", {}))
+            if operation.endswith("Table") or not await self.create_missing_tables(names):
+                raise
+            return await self._call(operation, request, idempotent=idempotent, table=table)
+
+    async def create_missing_tables(self, names: list[str]) -> bool:
+        """Create tables that a request found missing; True when it did. The base
+        connection creates none (the Session does, with ``auto_create_tables``)."""
+        return False
+
+    async def _call(
+        self, operation: str, request: Request, *, idempotent: bool, table: str | None
+    ) -> Response:
+        transport = self.transport
+        capture = active_dry_run.get()
+        if capture is not None:
+            self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True)
+            return capture.answer(operation, request)
+        if self.consumed_capacity and operation in _CAPACITY_OPERATIONS:
+            request = {**request, "ReturnConsumedCapacity": self.consumed_capacity}
+        attempts = 0
+        write = operation in WRITE_OPERATIONS
+
+        async def send() -> Response:
+            nonlocal attempts
+            if self._transport is None:  # closed under a call that was retrying
+                raise ConnectionFailed(f"{operation}: the session was closed during the call")
+            attempts += 1
+            return await transport.send(operation, request)
+
+        observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if observed else 0.0
+        what = f"{operation} on {table!r}" if table else operation
+        self._inflight += 1
+        if self._idle is not None:
+            self._idle.clear()
+        try:
+            response, _retries = await self.retry.run(
+                send, idempotent=idempotent, what=what, write=write, quota=self.retry_quota
+            )
+        except ServiceError as error:
+            if observed:
+                self._emit(
+                    operation,
+                    table,
+                    started,
+                    attempts,
+                    error.code or "error",
+                    None,
+                    request_id=error.request_id,
+                )
+            named = table or _tables_of(request)
+            raise from_service(error, operation=operation, table=named) from None
+        except RuntimeError as error:
+            if self._transport is not None and not self._closing:
+                raise
+            # aiohttp's "Session is closed": the pool closed under this call.
+            if observed:
+                self._emit(operation, table, started, attempts, "closed", None)
+            if write and attempts and not idempotent:
+                raise OutcomeUnknown(
+                    f"{what}: the session was closed while the write was in flight; it may "
+                    "or may not have been applied: read the item to find out"
+                ) from error
+            raise ConnectionFailed(f"{what}: the session was closed during the call") from error
+        except BaseException as error:
+            if observed:
+                self._emit(operation, table, started, attempts, type(error).__name__, None)
+            raise
+        finally:
+            self._inflight -= 1
+            if not self._inflight and self._idle is not None:
+                self._idle.set()
+        if observed:
+            capacity = response.get("ConsumedCapacity")
+            request_id = response.get("ResponseMetadata", {}).get("RequestId")
+            self._emit(operation, table, started, attempts, "ok", capacity, request_id=request_id)
+        return response
+
+    def _emit(
+        self,
+        operation: str,
+        table: str | None,
+        started: float,
+        attempts: int,
+        outcome: str,
+        capacity: Any,
+        *,
+        dry_run: bool = False,
+        request_id: str | None = None,
+    ) -> None:
+        latency = time.perf_counter() - started if started else 0.0
+        event = RequestEvent(
+            operation, table, latency, max(attempts - 1, 0), outcome, capacity, dry_run, request_id
+        )
+        log_event(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("a dynamodm request listener failed")
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` after every request (a ``dm.RequestEvent``)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+
+def _tables_of(request: Request) -> str | None:
+    """The tables a multi-table request names (batches, transactions), for its errors."""
+    names: dict[str, None] = dict.fromkeys(request.get("RequestItems", ()))
+    for action in request.get("TransactItems", ()):
+        for body in action.values():
+            names[body["TableName"]] = None
+    return ", ".join(names) or None

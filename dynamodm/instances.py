@@ -1,0 +1,144 @@
+"""Instances: a stored item turned into a model instance, and the library's per-instance
+state (attributes the model does not declare, partial loads, unique values as stored).
+
+Pure: no I/O and no session. Everything that reads an item (gets, queries, batches,
+transactions, streams) loads it here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .codec import AttributeValue, Item
+from .errors import ItemInvalid
+
+if TYPE_CHECKING:
+    from .model import Model
+
+M = TypeVar("M", bound="Model")
+
+
+def set_state(instance: BaseModel, name: str, value: Any) -> None:
+    """Set one of the library's per-instance values (``_dm_extra``, ``_dm_partial``,
+    ``_dm_unique``, ``_dm_stored``): kept in the instance __dict__, invisible to dumps and
+    equality."""
+    object.__setattr__(instance, name, value)
+
+
+def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
+    """A model instance from a stored item (unknown attributes kept aside)."""
+    codec = model.__dm_codec__
+    data, extra = codec.decode_fields(item, partial=partial)
+    if partial:
+        # Fields not loaded stay unset (reading one raises AttributeError); each loaded
+        # value is validated on assignment.
+        instance = model.model_construct()
+        loaded = set()
+        for attribute, value in data.items():
+            name = codec.by_attribute[attribute].name
+            setattr(instance, name, value)
+            loaded.add(name)
+        for name in [n for n in instance.__dict__ if n not in loaded]:
+            del instance.__dict__[name]  # not loaded: reading it raises AttributeError
+        set_state(instance, "_dm_partial", True)
+    else:
+        instance = model.model_validate(data)
+    computed = model.__dm_schema__.computed_attributes
+    if computed and extra:
+        extra = {k: v for k, v in extra.items() if k not in computed}
+    if extra:
+        set_state(instance, "_dm_extra", extra)
+    if not partial:
+        # What save() compares with to send only the changed attributes.
+        set_state(instance, "_dm_stored", item)
+        if model.__dm_schema__.unique:
+            remember(instance, item)
+    if model.__dm_hooks__:
+        for name in model.__dm_hooks__.get(("after", "load"), ()):
+            getattr(instance, name)()
+    return instance
+
+
+def expired(model: type[Model], item: Item, now: float | None = None) -> bool:
+    """Whether a stored item's TTL has passed (DynamoDB deletes such items up to a few
+    days late; until then reads hide them unless asked with ``include_expired``)."""
+    attribute = model.__dm_schema__.ttl_attribute
+    if attribute is None:
+        return False
+    value = item.get(attribute)
+    if value is None or "N" not in value:
+        return False
+    try:
+        return float(value["N"]) <= (time.time() if now is None else now)
+    except ValueError:
+        return False
+
+
+def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
+    """``load_item``, with an item that does not fit the model as ``dm.ItemInvalid``
+    (naming the model and fields, the key as an attribute, no value in the message)."""
+    try:
+        return load_item(model, item, partial=partial)
+    except ValidationError as error:
+        raise invalid(model, item, error) from None
+
+
+def invalid(model: type[Model], item: Item, error: ValidationError) -> ItemInvalid:
+    """The ``dm.ItemInvalid`` of a stored item that failed the model's validation."""
+    by_attribute = model.__dm_codec__.by_attribute
+    details = error.errors(include_input=False, include_url=False, include_context=False)
+    fields: list[str] = []
+    for detail in details:
+        where = detail.get("loc") or ("(item)",)
+        spec = by_attribute.get(str(where[0]))
+        name = spec.name if spec is not None else str(where[0])
+        if name not in fields:
+            fields.append(name)
+    key_attributes = [k.attribute for k in model.__dm_schema__.table_keys]
+    key = {a: item[a] for a in key_attributes if a in item}
+    return ItemInvalid(
+        f"{model.__name__}: a stored item does not fit the model (fields: "
+        f"{', '.join(fields)}); its key is on error.key. Migrate the item, or make the "
+        "model accept it (a default, a wider type)",
+        model=model.__name__,
+        key=key,
+        fields=tuple(fields),
+        errors=details,
+    )
+
+
+# ---------------------------------------------------------------- unique values as stored
+
+
+def stored_values(instance: Model) -> dict[str, AttributeValue | None] | None:
+    """The unique fields' values as stored, or None when this instance never was."""
+    return instance._dm_unique
+
+
+def remember(instance: Model, item: Item) -> None:
+    """Note the unique fields' values of ``item`` as the ones stored for ``instance``."""
+    schema = type(instance).__dm_schema__
+    if not schema.unique:
+        return
+    codec = type(instance).__dm_codec__
+    set_state(
+        instance, "_dm_unique", {n: item.get(codec.by_name[n].attribute) for n in schema.unique}
+    )
+
+
+def forget(instance: Model) -> None:
+    set_state(instance, "_dm_unique", None)
+
+
+def forget_changed(instance: Model, changed: dict[str, Any]) -> None:
+    """After a transaction update: the stored values are the ones just written."""
+    if instance._dm_unique is None or not changed:
+        return
+    stored = dict(instance._dm_unique)  # a copy: model_copy() shares the old dict
+    for name, value in changed.items():
+        path = getattr(type(instance), name)
+        stored[name] = None if value is None else path.encode(value)
+    set_state(instance, "_dm_unique", stored)
