@@ -18,8 +18,9 @@ from . import hooks, keys
 from .codec import Item, check_item_size, format_datetime, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
-from .instances import expired, load_checked
+from .instances import entity_class, expired, load_checked
 from .keys import item_identity
+from .ratelimit import RateLimit
 from .writes import encode_for_put
 
 if TYPE_CHECKING:
@@ -96,7 +97,11 @@ async def batch_get(
     bad: list[ItemInvalid] = []
     for model, fingerprint, _key in wanted:
         item = found.get(fingerprint)
-        if item is not None and (include_expired or not expired(model, item)):
+        if (
+            item is not None
+            and (include_expired or not expired(model, item))
+            and (model.__dm_family__ is None or entity_class(model, item) is not None)
+        ):
             try:
                 results.append(load_checked(model, item))
             except ItemInvalid as error:
@@ -214,8 +219,15 @@ class BatchWriter:
     was sent before stays written.
     """
 
-    def __init__(self, session: Connection | None = None, *, keep_written: bool = False) -> None:
+    def __init__(
+        self,
+        session: Connection | None = None,
+        *,
+        keep_written: bool = False,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
         self._explicit = session
+        self.rate_limit = rate_limit
         self._session: Connection | None = None
         self._buffer: dict[str, _Queued] = {}
         self._inflight: list[_Request] = []
@@ -404,7 +416,10 @@ class BatchWriter:
                 request_items.setdefault(entry.table, []).append(entry.request)
                 key_names[entry.table] = entry.key_names
             response = await session.call(
-                "BatchWriteItem", {"RequestItems": request_items}, idempotent=True
+                "BatchWriteItem",
+                {"RequestItems": request_items},
+                idempotent=True,
+                rate_limit=self.rate_limit,
             )
             left: set[str] = set()
             for table, requests in (response.get("UnprocessedItems") or {}).items():
@@ -493,10 +508,16 @@ class BatchWriter:
         )
 
 
-def batch_write(*, session: Connection | None = None, keep_written: bool = False) -> BatchWriter:
+def batch_write(
+    *,
+    session: Connection | None = None,
+    keep_written: bool = False,
+    rate_limit: RateLimit | None = None,
+) -> BatchWriter:
     """``async with dm.batch_write() as batch: await batch.put(...); batch.delete(...)``.
 
     ``batch.written`` counts the items written and ``batch.failed`` lists those that were
     not; ``keep_written=True`` also lists what was written, as ``(kind, target)`` pairs in
-    ``batch.written_items`` (memory then grows with the number of items)."""
-    return BatchWriter(session, keep_written=keep_written)
+    ``batch.written_items`` (memory then grows with the number of items).
+    ``rate_limit=dm.RateLimit(write=...)`` paces this batch's requests."""
+    return BatchWriter(session, keep_written=keep_written, rate_limit=rate_limit)

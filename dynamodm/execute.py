@@ -22,7 +22,7 @@ from .errors import (
     VersionConflict,
     retryable_cancellation,
 )
-from .instances import expired, load_checked, load_item
+from .instances import entity_class, expired, load_checked, load_item
 from .observe import active_dry_run
 from .schema import schema_of
 from .unique import GUARD_KEY, Guard, guard_key, owner_key
@@ -125,6 +125,8 @@ async def condition_error(
         raw = await get_item(conn, model, write.key, consistent=True)
     if raw is not None and expired(model, raw):
         raw = None  # past its TTL: the write treated it as gone
+    if raw is not None and model.__dm_family__ and entity_class(model, raw) is None:
+        raw = None  # another class of the hierarchy: not an item of this model
     name = model.__name__
     codes: dict[str, Any] = {
         "code": getattr(error, "code", None) or "ConditionalCheckFailedException",

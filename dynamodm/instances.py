@@ -79,11 +79,61 @@ def expired(model: type[Model], item: Item, now: float | None = None) -> bool:
 
 def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
     """``load_item``, with an item that does not fit the model as ``dm.ItemInvalid``
-    (naming the model and fields, the key as an attribute, no value in the message)."""
+    (naming the model and fields, the key as an attribute, no value in the message). An
+    item of a polymorphic model loads as the class its entity value names."""
+    cls = model if model.__dm_family__ is None else entity_class(model, item)
+    if cls is None:
+        raise ItemInvalid(
+            f"{model.__name__}: the stored item is of another class of its table's "
+            "hierarchy; read it through their common base",
+            model=model.__name__,
+            key=_key(model, item),
+        )
     try:
-        return load_item(model, item, partial=partial)
+        return load_item(cls, item, partial=partial)
     except ValidationError as error:
-        raise invalid(model, item, error) from None
+        raise invalid(cls, item, error) from None
+
+
+def entity_class(model: type[M], item: Item) -> type[M] | None:
+    """The class of a polymorphic model's stored item: ``model`` or the subclass that its
+    entity value names; None when that class is not ``model`` or one of its subclasses;
+    ``ItemInvalid`` when no class has that entity value."""
+    family = model.__dm_family__
+    if family is None:
+        return model
+    attribute = model.__dm_schema__.entity_attribute
+    value = item.get(attribute, {}).get("S")
+    cls = family.get(value) if value is not None else None
+    if cls is None:
+        raise ItemInvalid(
+            f"{model.__name__}: the stored entity value {value!r} (attribute "
+            f"{attribute!r}) names no class of this model's hierarchy; declare the subclass "
+            "or migrate the item",
+            model=model.__name__,
+            key=_key(model, item),
+            fields=(attribute,),
+        )
+    if not issubclass(cls, model):
+        return None
+    found: type[M] = cls
+    return found
+
+
+def family_entities(model: type[Model]) -> list[str] | None:
+    """The entity values of a polymorphic model and its subclasses (None for others)."""
+    family = model.__dm_family__
+    if family is None:
+        return None
+    return [entity for entity, cls in family.items() if issubclass(cls, model)]
+
+
+def _key(model: type[Model], item: Item) -> Item:
+    return {
+        k.attribute: item[k.attribute]
+        for k in model.__dm_schema__.table_keys
+        if k.attribute in item
+    }
 
 
 def invalid(model: type[Model], item: Item, error: ValidationError) -> ItemInvalid:
@@ -97,8 +147,7 @@ def invalid(model: type[Model], item: Item, error: ValidationError) -> ItemInval
         name = spec.name if spec is not None else str(where[0])
         if name not in fields:
             fields.append(name)
-    key_attributes = [k.attribute for k in model.__dm_schema__.table_keys]
-    key = {a: item[a] for a in key_attributes if a in item}
+    key = _key(model, item)
     return ItemInvalid(
         f"{model.__name__}: a stored item does not fit the model (fields: "
         f"{', '.join(fields)}); its key is on error.key. Migrate the item, or make the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 import uuid
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable, utcnow
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
 from .query import Query
+from .ratelimit import RateLimit
 from .registry import Registry, registry
 from .schema import (
     RESERVED_FIELD_NAMES,
@@ -56,15 +58,33 @@ class ModelMeta(ModelMetaclass):
                 parent_frame_namespace()
             )
             kwargs["__pydantic_reset_parent_namespace__"] = False
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        if any(getattr(base, "__dm_paths__", None) for base in bases):
+            # A field of a concrete parent redeclared (a subclass's own default): the
+            # parent's class attribute is our attribute path, not a shadowed value.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Field name .* shadows an attribute in parent")
+                cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        else:
+            cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         cls.__dm_meta__ = meta  # type: ignore[attr-defined]
         cls.__dm_schema__ = None  # type: ignore[attr-defined]
         cls.__dm_codec__ = None  # type: ignore[attr-defined]
         if namespace.get("__module__") == __name__ and name == "Model":
             return cls
-        if meta is None or getattr(meta, "abstract", False):
+        base = _polymorphic_base(cls)
+        if base is not None:
+            meta = _subclass_meta(name, cls, base, meta)
+            cls.__dm_meta__ = meta  # type: ignore[attr-defined]
+        elif meta is None or getattr(meta, "abstract", False):
             return cls
+        elif getattr(meta, "polymorphic", False) and getattr(meta, "entity", None) is None:
+            meta = type("Meta", (meta,), {"entity": name})
+            cls.__dm_meta__ = meta  # type: ignore[attr-defined]
         _complete(cls, name, meta)
+        if base is not None:
+            _join_family(cls, name, base)
+        elif getattr(meta, "polymorphic", False):
+            cls.__dm_family__ = {cls.__dm_schema__.entity: cls}  # type: ignore[attr-defined]
         return cls
 
     if not TYPE_CHECKING:  # type checkers see fields as their values; paths are runtime
@@ -122,6 +142,59 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
     }
     cls.__dm_hooks__ = hooks.collect(cls)
     owner.register(cls)
+
+
+# ---------------------------------------------------------------- inheritance
+
+_SUBCLASS_META = frozenset({"entity"})
+
+
+def _polymorphic_base(cls: type) -> type[Model] | None:
+    """The nearest ancestor with ``Meta.polymorphic`` (or one of its subclasses)."""
+    for ancestor in cls.__mro__[1:]:
+        if ancestor.__dict__.get("__dm_family__") is not None:
+            base: type[Model] = ancestor
+            return base
+    return None
+
+
+def _subclass_meta(name: str, cls: type[Model], base: type[Model], meta: Any) -> Any:
+    """The Meta of a subclass of a polymorphic model: the base's table, keys, indexes
+    and options, with the subclass's own entity value (``Meta.entity`` or its name)."""
+    base_fields = base.model_fields
+    for field_name, info in cls.model_fields.items():
+        if field_name not in base_fields and markers_of(info.metadata) & {HashKey, RangeKey}:
+            raise InvalidModel(
+                f"{name}.{field_name}: a subclass of the polymorphic model {base.__name__} "
+                "keeps its keys; it may not declare a key field of its own"
+            )
+    own = {k: v for k, v in vars(meta).items() if not k.startswith("__")} if meta else {}
+    refused = sorted(set(own) - _SUBCLASS_META)
+    if refused:
+        raise InvalidModel(
+            f"{name}: a subclass of the polymorphic model {base.__name__} lives in its table "
+            f"with its keys and indexes; its Meta may only set entity, not {', '.join(refused)}"
+        )
+    base_meta = base.__dm_meta__
+    inherited = {
+        k: getattr(base_meta, k)
+        for k in dir(base_meta)
+        if not k.startswith("__") and k not in ("polymorphic", "entity")
+    }
+    return type("Meta", (), {**inherited, "entity": own.get("entity", name)})
+
+
+def _join_family(cls: type[Model], name: str, base: type[Model]) -> None:
+    family: dict[str, type[Model]] = base.__dm_family__  # type: ignore[assignment]
+    entity = cls.__dm_schema__.entity
+    assert entity is not None
+    if entity in family:
+        raise InvalidModel(
+            f"{name}: the entity value {entity!r} is taken by {family[entity].__name__} in "
+            f"the family of {base.__name__}; set Meta.entity"
+        )
+    family[entity] = cls
+    cls.__dm_family__ = family  # type: ignore[attr-defined]
 
 
 def _optional(annotation: Any) -> bool:
@@ -183,6 +256,8 @@ class Model(BaseModel, metaclass=ModelMeta):
     __dm_codec__: ClassVar[ModelCodec]
     __dm_meta__: ClassVar[Any]
     __dm_hooks__: ClassVar[dict[tuple[str, str], tuple[str, ...]]] = {}
+    # Polymorphic models: the classes of one table's hierarchy by entity value.
+    __dm_family__: ClassVar[dict[str, type[Model]] | None] = None
 
     # Per-instance state lives in the instance __dict__ (set with object.__setattr__ by
     # set_state), with these class-level defaults: Pydantic private attributes would cost
@@ -377,6 +452,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         attributes: Sequence[str] | None = None,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
+        rate_limit: RateLimit | None = None,
         session: Session | None = None,
         **fields: Any,
     ) -> Query[Self]:
@@ -386,7 +462,8 @@ class Model(BaseModel, metaclass=ModelMeta):
         ``TrainingSession.query(athlete_id="a-1")``.
 
         Nothing is sent until the query is iterated or asked for ``all()``,
-        ``first()``, ``count()`` or ``page()``.
+        ``first()``, ``count()`` or ``page()``. ``rate_limit=dm.RateLimit(read=...)``
+        paces its pages.
         """
         return Query(
             cls,
@@ -403,6 +480,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             fields=fields,
             on_invalid=on_invalid,
             include_expired=include_expired,
+            rate_limit=rate_limit,
         )
 
     @classmethod
@@ -417,9 +495,11 @@ class Model(BaseModel, metaclass=ModelMeta):
         consistent: bool = False,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
+        rate_limit: RateLimit | None = None,
         session: Session | None = None,
     ) -> Query[Self]:
-        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel."""
+        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel.
+        ``rate_limit=dm.RateLimit(read=...)`` paces its pages (all segments together)."""
         return Query(
             cls,
             "Scan",
@@ -432,6 +512,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             session=session,
             on_invalid=on_invalid,
             include_expired=include_expired,
+            rate_limit=rate_limit,
         )
 
     # -- instance operations

@@ -13,7 +13,7 @@ from .connection import Connection, current_connection
 from .errors import CancellationReason, TransactionCanceled, UsageError, retryable_cancellation
 from .execute import run_transaction
 from .expressions import Action, ConditionLike
-from .instances import expired, load_checked, stored_values
+from .instances import entity_class, expired, load_checked, stored_values
 from .keys import from_any as _key_of
 from .keys import from_instance, item_identity
 
@@ -219,7 +219,11 @@ async def transact_get(
     results: list[Any] = []
     for model, position in asked:
         item = answers[position].get("Item")
-        alive = item and (include_expired or not expired(model, item))
+        alive = (
+            item
+            and (include_expired or not expired(model, item))
+            and (model.__dm_family__ is None or entity_class(model, item) is not None)
+        )
         results.append(load_checked(model, item) if alive else None)
     return results
 

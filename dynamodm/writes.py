@@ -34,6 +34,7 @@ from .expressions import (
     Condition,
     ConditionLike,
     IfNotExists,
+    In,
     ListAppend,
     Path,
     Renderer,
@@ -46,6 +47,7 @@ from .expressions import (
     render_update,
 )
 from .instances import (
+    family_entities,
     forget,
     forget_changed,
     load_checked,
@@ -134,6 +136,11 @@ def _present(model: type[Model]) -> Condition:
     """The item exists and has not expired (an item past its TTL counts as gone, though
     DynamoDB may delete it days later)."""
     exists = keys.hash_path(model).exists()
+    entities = family_entities(model)
+    if entities is not None and len(entities) < len(model.__dm_family__ or ()):
+        # A subclass of a polymorphic model: the item must be of its kind.
+        attribute = keys.attribute_path(model, _schema(model).entity_attribute)
+        exists = exists & In(attribute, tuple(Value({"S": e}) for e in entities))
     ttl = _schema(model).ttl
     if ttl is None:
         return exists
