@@ -194,7 +194,7 @@ def _join_family(cls: type[Model], name: str, base: type[Model]) -> None:
             f"the family of {base.__name__}; set Meta.entity"
         )
     family[entity] = cls
-    cls.__dm_family__ = family  # type: ignore[attr-defined]
+    cls.__dm_family__ = family
 
 
 def _optional(annotation: Any) -> bool:
