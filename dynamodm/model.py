@@ -19,7 +19,6 @@ from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable, utcnow
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
 from .query import Query
-from .ratelimit import RateLimit
 from .registry import Registry, registry
 from .schema import (
     RESERVED_FIELD_NAMES,
@@ -452,7 +451,6 @@ class Model(BaseModel, metaclass=ModelMeta):
         attributes: Sequence[str] | None = None,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
-        rate_limit: RateLimit | None = None,
         session: Session | None = None,
         **fields: Any,
     ) -> Query[Self]:
@@ -462,8 +460,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         ``TrainingSession.query(athlete_id="a-1")``.
 
         Nothing is sent until the query is iterated or asked for ``all()``,
-        ``first()``, ``count()`` or ``page()``. ``rate_limit=dm.RateLimit(read=...)``
-        paces its pages.
+        ``first()``, ``count()`` or ``page()``.
         """
         return Query(
             cls,
@@ -480,7 +477,6 @@ class Model(BaseModel, metaclass=ModelMeta):
             fields=fields,
             on_invalid=on_invalid,
             include_expired=include_expired,
-            rate_limit=rate_limit,
         )
 
     @classmethod
@@ -495,11 +491,9 @@ class Model(BaseModel, metaclass=ModelMeta):
         consistent: bool = False,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
-        rate_limit: RateLimit | None = None,
         session: Session | None = None,
     ) -> Query[Self]:
-        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel.
-        ``rate_limit=dm.RateLimit(read=...)`` paces its pages (all segments together)."""
+        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel."""
         return Query(
             cls,
             "Scan",
@@ -512,7 +506,6 @@ class Model(BaseModel, metaclass=ModelMeta):
             session=session,
             on_invalid=on_invalid,
             include_expired=include_expired,
-            rate_limit=rate_limit,
         )
 
     # -- instance operations
