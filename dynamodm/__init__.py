@@ -28,6 +28,7 @@ from .errors import (
 )
 from .expressions import Action, Condition, ConditionLike, Path, attr
 from .hooks import after, before
+from .iac import table_definitions
 from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
@@ -39,6 +40,7 @@ from .schema import (
     GlobalIndex,
     HashKey,
     LocalIndex,
+    OnDemand,
     Provisioned,
     RangeKey,
     Template,
@@ -81,6 +83,7 @@ __all__ = [
     "LocalIndex",
     "Model",
     "NotFound",
+    "OnDemand",
     "OutcomeUnknown",
     "Page",
     "Path",
@@ -120,6 +123,7 @@ __all__ = [
     "registry",
     "run",
     "stream_handler",
+    "table_definitions",
     "transact_get",
     "transaction",
 ]

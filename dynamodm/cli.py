@@ -52,6 +52,7 @@ from .errors import (
     TableNotFound,
     UsageError,
 )
+from .iac import check_template, table_definitions
 from .local import LocalServer
 from .model import Model
 from .registry import Registry
@@ -475,16 +476,128 @@ def tables_describe(
         )
 
 
+class TemplateFormat(enum.StrEnum):
+    """What ``tables emit`` writes."""
+
+    cloudformation = "cloudformation"
+    sam = "sam"
+    terraform = "terraform"
+    cdk = "cdk"
+
+
+def _template_prefix(prefix: str | None) -> str:
+    """A template's prefix: --prefix, else $DYNAMODB_TABLE_PREFIX, else none."""
+    return prefix if prefix is not None else os.environ.get("DYNAMODB_TABLE_PREFIX", "")
+
+
+@tables_app.command("emit")
+def tables_emit(
+    registry: RegistryArg,
+    format: Annotated[
+        TemplateFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="cloudformation, sam (AWS::DynamoDB::Table resources under the SAM "
+            "transform), terraform (Terraform JSON) or cdk (TableV2 props as JSON).",
+            case_sensitive=False,
+        ),
+    ] = TemplateFormat.cloudformation,
+    prefix: PrefixOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file instead of stdout.", dir_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Write the registry's tables (and the unique guard table) as infrastructure code."""
+    loaded = load_registry(registry)
+    try:
+        template = table_definitions(
+            loaded, format=format.value, table_prefix=_template_prefix(prefix)
+        )
+    except DynamoDMError as error:
+        _fail(str(error))
+    text = json.dumps(template, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {format.value} for {len(loaded.models)} models to {output}", err=True)
+
+
+def _load_template(path: Path) -> dict[str, Any]:
+    """A CloudFormation/SAM template file: JSON, or YAML when PyYAML is installed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot read the template {str(path)!r}: {error.strerror or error}")
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        loaded = _yaml_template(path, text)
+    if not isinstance(loaded, dict):
+        _fail(f"{path} is not a template (a JSON or YAML mapping)")
+    return loaded
+
+
+def _yaml_template(path: Path, text: str) -> Any:
+    try:
+        yaml: Any = importlib.import_module("yaml")
+    except ImportError:
+        _fail(f"{path} is not JSON; install PyYAML to read YAML templates")
+
+    def tagged(loader: Any, _tag: str, node: Any) -> Any:
+        """CloudFormation's short-form tags (!Ref, !Sub...) read as plain values."""
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
+
+    loader: Any = type("TemplateLoader", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", tagged)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as error:
+        _fail(f"{path} is neither JSON nor YAML: {error}")
+
+
 @tables_app.command("check")
 def tables_check(
     registry: RegistryArg,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     prefix: PrefixOption = None,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            "--template",
+            help="Compare with this CloudFormation/SAM template (JSON or YAML) instead of "
+            "the live tables.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Compare the live tables with the registry's models; exit 1 listing every difference
-    (missing tables or indexes, other keys or types, TTL or stream off)."""
+    """Compare the live tables (or a template) with the registry's models; exit 1 listing
+    every difference (missing tables or indexes, other keys or types, TTL, stream,
+    billing or table options)."""
     loaded = load_registry(registry)
+    if template is not None:
+        try:
+            found = check_template(
+                loaded, _load_template(template), table_prefix=_template_prefix(prefix)
+            )
+        except DynamoDMError as error:
+            _fail(str(error))
+        for difference in found:
+            typer.echo(str(difference))
+        if found:
+            _fail(f"{len(found)} differences between the template and the models")
+        typer.echo(f"{len(loaded.models)} models: the template matches")
+        return
 
     async def check() -> list[str]:
         async with _connect(endpoint_url, region, prefix) as db:

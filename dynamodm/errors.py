@@ -354,7 +354,19 @@ def from_service(error: ServiceError, *, operation: str, table: str | None) -> D
 # ---------------------------------------------------------------- what errors carry
 
 DifferenceKind = Literal[
-    "missing_table", "missing_index", "key_schema", "attribute_type", "index", "ttl", "stream"
+    "missing_table",
+    "missing_index",
+    "key_schema",
+    "attribute_type",
+    "index",
+    "ttl",
+    "stream",
+    "billing",
+    "table_class",
+    "sse",
+    "tags",
+    "deletion_protection",
+    "pitr",
 ]
 DIFFERENCE_KINDS: tuple[str, ...] = get_args(DifferenceKind)
 

@@ -134,6 +134,9 @@ class GlobalIndex:
     projection: Projection = "ALL"
     read: int | None = None
     write: int | None = None
+    billing: OnDemand | Provisioned | None = None
+    """The index's own throughput; None takes the table's (``read``/``write`` are the
+    older spelling of ``billing=dm.Provisioned(read=, write=)``)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,35 @@ class Provisioned:
 
     read: int
     write: int
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    """On-demand billing (PAY_PER_REQUEST), optionally capped: ``max_read`` and
+    ``max_write`` are the most request units per second DynamoDB lets through."""
+
+    max_read: int | None = None
+    max_write: int | None = None
+
+
+Billing = OnDemand | Provisioned
+TableClass = Literal["STANDARD", "STANDARD_INFREQUENT_ACCESS"]
+TABLE_CLASSES: tuple[str, ...] = typing.get_args(TableClass)
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """The table options of ``Meta`` beyond keys and indexes, checked once."""
+
+    table_class: TableClass = "STANDARD"
+    sse_kms_key: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    deletion_protection: bool = False
+    point_in_time_recovery: bool = False
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(self.tags)
 
 
 StreamView = Literal["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"]
@@ -177,8 +209,7 @@ class IndexSchema:
     range_key: KeyAttribute | None
     projection: Literal["ALL", "KEYS_ONLY", "INCLUDE"]
     include: tuple[str, ...] = ()
-    read: int | None = None
-    write: int | None = None
+    billing: Billing | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +222,7 @@ class TableSchema:
     range_key: KeyAttribute | None
     indexes: dict[str, IndexSchema]
     unique: tuple[str, ...]
-    billing: Literal["PAY_PER_REQUEST"] | Provisioned
+    billing: Billing
     stream: StreamView | None
     version: str | None
     ttl: str | None
@@ -201,6 +232,7 @@ class TableSchema:
     registry: Registry = field(compare=False, repr=False)
     entity: str | None = None
     entity_attribute: str = "_type"
+    options: TableOptions = TableOptions()
 
     @cached_property
     def table_keys(self) -> tuple[KeyAttribute, ...]:
@@ -401,6 +433,7 @@ def build_schema(
     hash_key = key(hash_field, "the table's hash key")
     range_key = key(range_field, "the table's range key") if range_field else None
 
+    billing = _billing(model, "Meta.billing", getattr(meta, "billing", "PAY_PER_REQUEST"))
     indexes: dict[str, IndexSchema] = {}
     declared = getattr(meta, "indexes", ()) or ()
     if isinstance(declared, GlobalIndex | LocalIndex):
@@ -428,8 +461,7 @@ def build_schema(
                 key(index.range_key, f"range key of {where}") if index.range_key else None,
                 projection,
                 include,
-                index.read,
-                index.write,
+                _index_billing(model, where, index, billing),
             )
         else:
             if range_key is None:
@@ -461,9 +493,14 @@ def build_schema(
         if name in (hash_key.field, range_key.field if range_key else None):
             raise fail(model, f"Meta.unique names the key field {name!r}, which is unique already")
 
-    billing: Any = getattr(meta, "billing", "PAY_PER_REQUEST")
-    if billing != "PAY_PER_REQUEST" and not isinstance(billing, Provisioned):
-        raise fail(model, 'Meta.billing must be "PAY_PER_REQUEST" or dm.Provisioned(read=, write=)')
+    for index in indexes.values():
+        if index.billing is not None and type(index.billing) is not type(billing):
+            raise fail(
+                model,
+                f"index {index.name!r} declares {type(index.billing).__name__} billing on a "
+                f"table with {type(billing).__name__} billing; an index bills like its table",
+            )
+    options = _options(model, meta)
     stream: Any = getattr(meta, "stream", None)
     if stream is True:
         stream = "NEW_AND_OLD_IMAGES"
@@ -511,6 +548,102 @@ def build_schema(
         registry=registry,
         entity=entity,
         entity_attribute=entity_attribute,
+        options=options,
+    )
+
+
+def _units(model: str, where: str, value: Any, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise fail(model, f"{where} must be a whole number of units, at least 1 (got {value!r})")
+
+
+def _billing(model: str, where: str, billing: Any) -> Billing:
+    """``Meta.billing`` or an index's ``billing``: the strings of old or the two classes."""
+    if billing == "PAY_PER_REQUEST":
+        return OnDemand()
+    if isinstance(billing, OnDemand):
+        _units(model, f"{where} max_read", billing.max_read, optional=True)
+        _units(model, f"{where} max_write", billing.max_write, optional=True)
+        return billing
+    if isinstance(billing, Provisioned):
+        _units(model, f"{where} read", billing.read, optional=False)
+        _units(model, f"{where} write", billing.write, optional=False)
+        return billing
+    raise fail(
+        model,
+        f'{where} must be "PAY_PER_REQUEST", dm.OnDemand(max_read=, max_write=) or '
+        f"dm.Provisioned(read=, write=) (got {billing!r})",
+    )
+
+
+def _index_billing(model: str, where: str, index: GlobalIndex, table: Billing) -> Billing | None:
+    if index.billing is not None:
+        if index.read is not None or index.write is not None:
+            raise fail(model, f"{where}: give either billing= or read=/write=, not both")
+        return _billing(model, f"{where} billing", index.billing)
+    if index.read is None and index.write is None:
+        return None
+    if not isinstance(table, Provisioned):
+        raise fail(
+            model,
+            f"{where}: read=/write= are provisioned capacity, but the table bills on demand; "
+            "use billing=dm.OnDemand(max_read=, max_write=) or a provisioned table",
+        )
+    read, write = index.read or table.read, index.write or table.write
+    return _billing(model, f"{where} billing", Provisioned(read, write))
+
+
+_TAG_KEY = re.compile(r"[\w\s.:/=+\-@]{1,128}", re.UNICODE)
+_TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{0,256}", re.UNICODE)
+MAX_TAGS = 50
+
+
+def _options(model: str, meta: Any) -> TableOptions:
+    """Table class, encryption, tags, deletion protection and PITR from ``Meta``."""
+    table_class: Any = getattr(meta, "table_class", "STANDARD")
+    if table_class not in TABLE_CLASSES:
+        raise fail(
+            model, f"Meta.table_class {table_class!r} must be one of {', '.join(TABLE_CLASSES)}"
+        )
+    key = getattr(meta, "sse_kms_key", None)
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise fail(
+            model, "Meta.sse_kms_key must be a KMS key id, ARN or alias (a non-empty string)"
+        )
+    tags: Any = getattr(meta, "tags", None) or {}
+    if not isinstance(tags, dict):
+        raise fail(model, 'Meta.tags must be a dict of str to str, e.g. {"team": "data"}')
+    if len(tags) > MAX_TAGS:
+        raise fail(model, f"Meta.tags holds {len(tags)} tags; DynamoDB allows {MAX_TAGS}")
+    for name, value in tags.items():
+        if not isinstance(name, str) or not _TAG_KEY.fullmatch(name):
+            raise fail(
+                model,
+                f"Meta.tags key {name!r} must be 1 to 128 letters, digits, spaces "
+                "or _ . : / = + - @",
+            )
+        if name.startswith("aws:"):
+            raise fail(model, f"Meta.tags key {name!r}: the aws: prefix is reserved for AWS")
+        if not isinstance(value, str) or not _TAG_VALUE.fullmatch(value):
+            raise fail(
+                model,
+                f"Meta.tags[{name!r}] must be a string of up to 256 letters, digits, spaces "
+                "or _ . : / = + - @",
+            )
+    flags: dict[str, bool] = {}
+    for option in ("deletion_protection", "point_in_time_recovery"):
+        flag = getattr(meta, option, False)
+        if not isinstance(flag, bool):
+            raise fail(model, f"Meta.{option} must be True or False (got {flag!r})")
+        flags[option] = flag
+    return TableOptions(
+        table_class=table_class,
+        sse_kms_key=key,
+        tags=tuple(sorted(tags.items())),
+        deletion_protection=flags["deletion_protection"],
+        point_in_time_recovery=flags["point_in_time_recovery"],
     )
 
 

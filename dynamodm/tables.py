@@ -25,6 +25,7 @@ from .errors import (
 )
 from .schema import (
     _NAME,
+    Billing,
     IndexSchema,
     KeyAttribute,
     Provisioned,
@@ -109,8 +110,7 @@ def _index_shape(index: IndexSchema) -> tuple[Any, ...]:
         _shape(index.range_key),
         index.projection,
         tuple(sorted(index.include)),
-        index.read,
-        index.write,
+        index.billing,
     )
 
 
@@ -140,6 +140,16 @@ def _group(names: TableNames, models: list[type[Model]]) -> list[_Table]:
                     f"models {table.models[0]} and {model.__name__} declare index "
                     f"{index_name!r} of table {schema.table!r} differently (keys, types or "
                     "projection); make them equal"
+                )
+        for option, mine, theirs in (
+            ("Meta.billing", schema.billing, table.schema.billing),
+            ("the table options", schema.options, table.schema.options),
+        ):
+            if mine != theirs:
+                raise UsageError(
+                    f"models {table.models[0]} and {model.__name__} share table "
+                    f"{schema.table!r} but declare {option} differently ({theirs} and {mine}); "
+                    "a table has one: declare the same in both"
                 )
         if schema.ttl_attribute and table.ttl not in (None, schema.ttl_attribute):
             raise UsageError(
@@ -184,22 +194,43 @@ def _projection(index: IndexSchema) -> dict[str, Any]:
     return projection
 
 
+def _throughput(billing: Billing) -> dict[str, Any]:
+    """The ProvisionedThroughput or OnDemandThroughput of a table or GSI ({} when none)."""
+    if isinstance(billing, Provisioned):
+        return {
+            "ProvisionedThroughput": {
+                "ReadCapacityUnits": billing.read,
+                "WriteCapacityUnits": billing.write,
+            }
+        }
+    limits = {
+        name: value
+        for name, value in (
+            ("MaxReadRequestUnits", billing.max_read),
+            ("MaxWriteRequestUnits", billing.max_write),
+        )
+        if value is not None
+    }
+    return {"OnDemandThroughput": limits} if limits else {}
+
+
+def billing_mode(billing: Billing) -> str:
+    return "PROVISIONED" if isinstance(billing, Provisioned) else "PAY_PER_REQUEST"
+
+
 def create_request(table: _Table) -> dict[str, Any]:
+    """The CreateTable request of a grouped table (keys, indexes, billing, stream, options;
+    TTL and point-in-time recovery are set after creation)."""
     schema = table.schema
+    options = schema.options
     request: dict[str, Any] = {
         "TableName": table.name,
         "AttributeDefinitions": _definitions(table),
         "KeySchema": _key_schema(schema.hash_key, schema.range_key),
+        "BillingMode": billing_mode(schema.billing),
+        **_throughput(schema.billing),
     }
     provisioned = schema.billing if isinstance(schema.billing, Provisioned) else None
-    if provisioned:
-        request["BillingMode"] = "PROVISIONED"
-        request["ProvisionedThroughput"] = {
-            "ReadCapacityUnits": provisioned.read,
-            "WriteCapacityUnits": provisioned.write,
-        }
-    else:
-        request["BillingMode"] = "PAY_PER_REQUEST"
     gsis, lsis = [], []
     for index in table.indexes.values():
         spec: dict[str, Any] = {
@@ -210,11 +241,10 @@ def create_request(table: _Table) -> dict[str, Any]:
         if index.kind == "LSI":
             lsis.append(spec)
             continue
-        if provisioned:
-            spec["ProvisionedThroughput"] = {
-                "ReadCapacityUnits": index.read or provisioned.read,
-                "WriteCapacityUnits": index.write or provisioned.write,
-            }
+        if index.billing is not None:
+            spec.update(_throughput(index.billing))
+        elif provisioned:
+            spec.update(_throughput(provisioned))
         gsis.append(spec)
     if gsis:
         request["GlobalSecondaryIndexes"] = gsis
@@ -222,25 +252,48 @@ def create_request(table: _Table) -> dict[str, Any]:
         request["LocalSecondaryIndexes"] = lsis
     if schema.stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": schema.stream}
+    if options.table_class != "STANDARD":
+        request["TableClass"] = options.table_class
+    if options.sse_kms_key:
+        request["SSESpecification"] = {
+            "Enabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": options.sse_kms_key,
+        }
+    if options.tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in options.tags]
+    if options.deletion_protection:
+        request["DeletionProtectionEnabled"] = True
     return request
 
 
 async def create_tables(session: Connection, models: list[type[Model]], *, wait: bool) -> list[str]:
     """Create missing tables (concurrently), then wait, then turn on TTL where asked."""
     tables = _group(session.names, models)
-    jobs = [(create_request(t), t.ttl) for t in tables]
+    jobs = [(create_request(t), t.ttl, t.schema.options.point_in_time_recovery) for t in tables]
+    guard = guard_table(session.names, models)
+    if guard is not None:
+        jobs.append((guard[0], guard[1], False))
+    await asyncio.gather(
+        *(_create_one(session, request, ttl, pitr, wait) for request, ttl, pitr in jobs)
+    )
+    return [request["TableName"] for request, _, _ in jobs]
+
+
+def guard_table(
+    names: TableNames, models: list[type[Model]]
+) -> tuple[dict[str, Any], str | None] | None:
+    """The uniqueness guard table's CreateTable request and TTL attribute, when any of
+    the models declares unique fields."""
     guarded = [m for m in models if m.__dm_schema__.unique]
-    if guarded:
-        expiring = any(m.__dm_schema__.ttl for m in guarded)
-        jobs.append(
-            (unique.guard_create_request(session.names), unique.EXPIRES if expiring else None)
-        )
-    await asyncio.gather(*(_create_one(session, request, ttl, wait) for request, ttl in jobs))
-    return [request["TableName"] for request, _ in jobs]
+    if not guarded:
+        return None
+    expiring = any(m.__dm_schema__.ttl for m in guarded)
+    return unique.guard_create_request(names), unique.EXPIRES if expiring else None
 
 
 async def _create_one(
-    session: Connection, request: dict[str, Any], ttl: str | None, wait: bool
+    session: Connection, request: dict[str, Any], ttl: str | None, pitr: bool, wait: bool
 ) -> None:
     name = request["TableName"]
     try:
@@ -249,12 +302,21 @@ async def _create_one(
     except ServiceError as error:
         if error.code != "ResourceInUseException":
             raise
-    if wait or ttl or "StreamSpecification" in request:
+    if wait or ttl or pitr or "StreamSpecification" in request:
         await wait_until_active(session, name)
     if ttl:
         await _enable_ttl(session, name, ttl)
     if "StreamSpecification" in request:
         await _enable_stream(session, name, request["StreamSpecification"])
+    if pitr:
+        try:
+            await _set_pitr(session, name, True)
+        except ConfigurationError as error:
+            if error.code not in _UNSUPPORTED:
+                raise
+            logger.warning(
+                "the server does not support point-in-time recovery; table %s has none", name
+            )
 
 
 async def _describe(session: Connection, name: str) -> dict[str, Any]:
@@ -506,7 +568,10 @@ async def enable_point_in_time_recovery(
 ) -> bool:
     """Turn PITR on or off; whether it is on now. A table created moments ago may not
     accept it yet (ContinuousBackupsUnavailableException): that is retried for a while."""
-    name = session.names.of(model)
+    return await _set_pitr(session, session.names.of(model), enabled)
+
+
+async def _set_pitr(session: Connection, name: str, enabled: bool) -> bool:
     request = {
         "TableName": name,
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": enabled},
@@ -762,6 +827,17 @@ async def _check_table(session: Connection, table: _Table) -> list[TableDifferen
                 f"index {index.name!r} projects {_live_projection(spec)}, the models "
                 f"declare {projection}",
             )
+        if index.kind == "GSI":
+            wanted_billing = index.billing or schema.billing
+            live_billing = _billing_text(spec, _live_mode(live))
+            if live_billing != _billing_text(
+                _throughput(wanted_billing), billing_mode(schema.billing)
+            ):
+                differs(
+                    "billing",
+                    f"index {index.name!r} bills {live_billing}, the models declare "
+                    f"{_billing_text(_throughput(wanted_billing), billing_mode(schema.billing))}",
+                )
     if table.ttl:
         ttl = await _ttl_state(session, name)
         if ttl is not None and not ttl.enabled:
@@ -772,6 +848,10 @@ async def _check_table(session: Connection, table: _Table) -> list[TableDifferen
             )
         elif ttl is not None and ttl.attribute != table.ttl:
             differs("ttl", f"TTL reads {ttl.attribute!r}, the models expire by {table.ttl!r}")
+    found.extend(
+        TableDifference(name, kind, f"table {name!r} ({who}): {message}")
+        for kind, message in await _option_differences(session, table, live)
+    )
     if schema.stream:
         stream = live.get("StreamSpecification") or {}
         if not stream.get("StreamEnabled"):
@@ -786,6 +866,153 @@ async def _check_table(session: Connection, table: _Table) -> list[TableDifferen
                 f"streams {stream.get('StreamViewType')}, Meta.stream asks for {schema.stream}",
             )
     return found
+
+
+def _live_mode(live: dict[str, Any]) -> str:
+    """A table's billing mode; servers that omit BillingModeSummary report provisioned
+    tables with capacity, on-demand ones with zeros."""
+    mode = (live.get("BillingModeSummary") or {}).get("BillingMode")
+    if mode:
+        return str(mode)
+    units = (live.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits", 0)
+    return "PROVISIONED" if units else "PAY_PER_REQUEST"
+
+
+def _billing_text(spec: dict[str, Any], mode: str) -> str:
+    """Billing of a table or GSI description (or request) in words, for comparison."""
+    if mode == "PROVISIONED":
+        units = spec.get("ProvisionedThroughput") or {}
+        return (
+            f"PROVISIONED (read {units.get('ReadCapacityUnits')}, "
+            f"write {units.get('WriteCapacityUnits')})"
+        )
+    limits = spec.get("OnDemandThroughput") or {}
+    caps = [
+        f"{word} at most {limits[key]}"
+        for word, key in (("read", "MaxReadRequestUnits"), ("write", "MaxWriteRequestUnits"))
+        # DynamoDB describes "no maximum" as -1.
+        if limits.get(key) not in (None, -1)
+    ]
+    return "PAY_PER_REQUEST" + (f" ({', '.join(caps)})" if caps else "")
+
+
+def _sse_text(kms_key: str | None) -> str:
+    return f"a KMS key ({kms_key})" if kms_key else "the AWS-owned key"
+
+
+def _same_key(arn: str | None, wanted: str) -> bool:
+    """Whether a live KMSMasterKeyArn is the key Meta.sse_kms_key names: its ARN or key id.
+    An alias resolves to a key ARN that the description does not name, so it matches any."""
+    if arn is None:
+        return False
+    return arn == wanted or arn.endswith("/" + wanted) or "alias/" in wanted
+
+
+async def _option_differences(
+    session: Connection, table: _Table, live: dict[str, Any]
+) -> list[tuple[DifferenceKind, str]]:
+    """Billing, table class, encryption, tags, deletion protection and PITR."""
+    schema, options = table.schema, table.schema.options
+    found: list[tuple[DifferenceKind, str]] = []
+    wanted_billing = _billing_text(_throughput(schema.billing), billing_mode(schema.billing))
+    live_billing = _billing_text(live, _live_mode(live))
+    if live_billing != wanted_billing:
+        found.append(("billing", f"bills {live_billing}, Meta.billing declares {wanted_billing}"))
+    table_class = (live.get("TableClassSummary") or {}).get("TableClass", "STANDARD")
+    if table_class != options.table_class:
+        found.append(
+            (
+                "table_class",
+                f"has table class {table_class}, Meta.table_class is {options.table_class}",
+            )
+        )
+    sse = live.get("SSEDescription") or {}
+    live_key = sse.get("KMSMasterKeyArn") if sse.get("SSEType") == "KMS" else None
+    kms = sse.get("SSEType") == "KMS" and sse.get("Status") in ("ENABLED", "ENABLING", "UPDATING")
+    if options.sse_kms_key is None and kms:
+        found.append(
+            (
+                "sse",
+                f"is encrypted with {_sse_text(live_key)}, the models ask for the AWS-owned key",
+            )
+        )
+    elif options.sse_kms_key is not None and not (kms and _same_key(live_key, options.sse_kms_key)):
+        found.append(
+            (
+                "sse",
+                f"is encrypted with {_sse_text(live_key)}, Meta.sse_kms_key is "
+                f"{options.sse_kms_key}",
+            )
+        )
+    protected = bool(live.get("DeletionProtectionEnabled", False))
+    if protected != options.deletion_protection:
+        found.append(
+            (
+                "deletion_protection",
+                f"has deletion protection {'on' if protected else 'off'}, "
+                f"Meta.deletion_protection is {options.deletion_protection}",
+            )
+        )
+    if options.tags:
+        tags = await _live_tags(session, live.get("TableArn"), table.name)
+        if tags is not None:
+            wrong = [
+                f"{key}={tags[key]!r} (Meta.tags: {value!r})" if key in tags else f"{key} missing"
+                for key, value in options.tags
+                if tags.get(key) != value
+            ]
+            if wrong:
+                found.append(("tags", f"tags differ: {', '.join(wrong)}"))
+    if options.point_in_time_recovery:
+        pitr = await _pitr_state(session, table.name)
+        if pitr is not None and pitr not in ("ENABLED", "ENABLING"):
+            found.append(
+                (
+                    "pitr",
+                    f"point-in-time recovery is {pitr}, Meta.point_in_time_recovery is True; "
+                    "`await db.create_tables()` turns it on",
+                )
+            )
+    return found
+
+
+async def _live_tags(session: Connection, arn: str | None, name: str) -> dict[str, str] | None:
+    """A table's tags, or None when the server cannot list them."""
+    if not arn:
+        return None
+    tags: dict[str, str] = {}
+    request: dict[str, Any] = {"ResourceArn": arn}
+    try:
+        while True:
+            answer = await session.call(
+                "ListTagsOfResource", dict(request), idempotent=True, table=name
+            )
+            tags.update({t["Key"]: t["Value"] for t in answer.get("Tags", [])})
+            token = answer.get("NextToken")
+            if not token:
+                return tags
+            request["NextToken"] = token
+    except (ServiceError, ConfigurationError) as error:
+        if error.code in _UNSUPPORTED:
+            return None
+        raise
+
+
+async def _pitr_state(session: Connection, name: str) -> str | None:
+    """PointInTimeRecoveryStatus of a table, or None when the server has no PITR."""
+    try:
+        answer = await _operate(
+            session, "DescribeContinuousBackups", {"TableName": name}, idempotent=True
+        )
+    except ConfigurationError as error:
+        if error.code in _UNSUPPORTED:
+            return None
+        raise
+    description = answer.get("ContinuousBackupsDescription", {})
+    status = description.get("PointInTimeRecoveryDescription", {}).get(
+        "PointInTimeRecoveryStatus", "DISABLED"
+    )
+    return str(status)
 
 
 async def _check_guard_table(session: Connection, guarded: list[str]) -> list[TableDifference]:
