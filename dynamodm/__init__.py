@@ -29,6 +29,7 @@ from .errors import (
 from .expressions import Action, Condition, ConditionLike, Path, attr
 from .hooks import after, before
 from .iac import table_definitions
+from .migrations import migration
 from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .query import Page, Query
@@ -118,6 +119,7 @@ __all__ = [
     "connect",
     "dry_run",
     "lambda_handler",
+    "migration",
     "new_id",
     "parse_stream",
     "registry",

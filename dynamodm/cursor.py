@@ -21,14 +21,14 @@ DEFAULT_CURSOR_KEY = b"dynamodm cursor integrity"
 
 def fingerprint(value: Any) -> str:
     """A short digest of a JSON-like value holding AttributeValues (a key condition)."""
-    data = json.dumps(_jsonable(value), sort_keys=True).encode()
+    data = json.dumps(jsonable(value), sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()[:16]
 
 
 def encode(identity: Mapping[str, str], key: Item, secret: bytes) -> str:
     """The cursor of a page that ended at ``key``."""
     payload = json.dumps(
-        {**identity, "k": {name: _jsonable(av) for name, av in key.items()}},
+        {**identity, "k": {name: jsonable(av) for name, av in key.items()}},
         separators=(",", ":"),
         sort_keys=True,
     ).encode()
@@ -72,7 +72,7 @@ def decode(
     if not isinstance(key, dict) or set(key) != set(key_types):
         raise InvalidCursor(f"{model}: the cursor does not hold this query's key")
     try:
-        start = {k: _from_jsonable(v) for k, v in key.items()}
+        start = {k: from_jsonable(v) for k, v in key.items()}
     except ValueError:  # base64 of bytes that does not decode
         start = {}
     if not start or not all(_fits(start[a], key_types.get(a)) for a in start):
@@ -92,13 +92,14 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _jsonable(av: Any) -> Any:
+def jsonable(av: Any) -> Any:
+    """An AttributeValue (or a structure of them) as JSON: bytes as {"$b": base64}."""
     if isinstance(av, bytes):
         return {"$b": base64.b64encode(av).decode()}
     if isinstance(av, dict):
-        return {k: _jsonable(v) for k, v in av.items()}
+        return {k: jsonable(v) for k, v in av.items()}
     if isinstance(av, list):
-        return [_jsonable(v) for v in av]
+        return [jsonable(v) for v in av]
     return av
 
 
@@ -119,11 +120,12 @@ def _fits(value: Any, kind: str | None) -> bool:
     return True
 
 
-def _from_jsonable(value: Any) -> Any:
+def from_jsonable(value: Any) -> Any:
+    """What ``jsonable`` wrote, read back."""
     if isinstance(value, dict):
         if set(value) == {"$b"}:
             return base64.b64decode(value["$b"])
-        return {k: _from_jsonable(v) for k, v in value.items()}
+        return {k: from_jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_jsonable(v) for v in value]
+        return [from_jsonable(v) for v in value]
     return value

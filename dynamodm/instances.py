@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .codec import AttributeValue, Item
+from .codec import AttributeValue, Item, encode_any
 from .errors import ItemInvalid
+from .migrations import VERSION_ATTRIBUTE, stored_version, upgrade
 
 if TYPE_CHECKING:
     from .model import Model
@@ -31,7 +32,12 @@ def set_state(instance: BaseModel, name: str, value: Any) -> None:
 def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
     """A model instance from a stored item (unknown attributes kept aside)."""
     codec = model.__dm_codec__
-    data, extra = codec.decode_fields(item, partial=partial)
+    version = model.__dm_schema_version__
+    read = stored_version(item) if version is not None else None
+    if read is not None and version is not None and read < version:
+        data, extra = _migrated(model, item, read)
+    else:
+        data, extra = codec.decode_fields(item, partial=partial)
     if partial:
         # Fields not loaded stay unset (reading one raises AttributeError); each loaded
         # value is validated on assignment.
@@ -49,6 +55,11 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
     computed = model.__dm_schema__.computed_attributes
     if computed and extra:
         extra = {k: v for k, v in extra.items() if k not in computed}
+    if version is not None:
+        extra.pop(VERSION_ATTRIBUTE, None)
+        if read != version:
+            # Written at another version: a save writes the whole item, conditional on it.
+            set_state(instance, "_dm_read_version", read)
     if extra:
         set_state(instance, "_dm_extra", extra)
     if not partial:
@@ -60,6 +71,21 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
         for name in model.__dm_hooks__.get(("after", "load"), ()):
             getattr(instance, name)()
     return instance
+
+
+def _migrated(model: type[Model], item: Item, read: int) -> tuple[dict[str, Any], Item]:
+    """Plain values by attribute (declared ones) and the other attributes encoded, of an
+    item upgraded from schema version ``read`` by the model's migrations."""
+    raw = upgrade(model, item, read, _key(model, item))
+    declared = model.__dm_codec__.by_attribute
+    data = {a: v for a, v in raw.items() if a in declared}
+    extra: Item = {}
+    for attribute, value in raw.items():
+        if attribute not in declared:
+            encoded = encode_any(value)
+            if encoded is not None:
+                extra[attribute] = encoded
+    return data, extra
 
 
 def expired(model: type[Model], item: Item, now: float | None = None) -> bool:

@@ -18,6 +18,7 @@ from . import hooks
 from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable, utcnow
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
+from .migrations import Migration
 from .query import Query
 from .registry import Registry, registry
 from .schema import (
@@ -140,6 +141,13 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
         for spec in codec.fields
     }
     cls.__dm_hooks__ = hooks.collect(cls)
+    version = getattr(meta, "schema_version", None)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidModel(f"{name}: Meta.schema_version must be an int of 1 or more")
+    cls.__dm_schema_version__ = version
+    cls.__dm_migrations__ = {}
     owner.register(cls)
 
 
@@ -257,6 +265,9 @@ class Model(BaseModel, metaclass=ModelMeta):
     __dm_hooks__: ClassVar[dict[tuple[str, str], tuple[str, ...]]] = {}
     # Polymorphic models: the classes of one table's hierarchy by entity value.
     __dm_family__: ClassVar[dict[str, type[Model]] | None] = None
+    # Meta.schema_version, and the migrations from each older version.
+    __dm_schema_version__: ClassVar[int | None] = None
+    __dm_migrations__: ClassVar[dict[int, Migration]] = {}
 
     # Per-instance state lives in the instance __dict__ (set with object.__setattr__ by
     # set_state), with these class-level defaults: Pydantic private attributes would cost
@@ -265,6 +276,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     _dm_partial: ClassVar[bool] = False
     _dm_unique: ClassVar[dict[str, Any] | None] = None
     _dm_stored: ClassVar[dict[str, Any] | None] = None  # the item as last read or written
+    _dm_read_version: ClassVar[int | None] = None  # schema version read, when not current
 
     # -- class-level operations
 

@@ -55,6 +55,7 @@ from .instances import (
     set_state,
     stored_values,
 )
+from .migrations import VERSION_ATTRIBUTE
 from .schema import TableNames, TableSchema, schema_of
 
 if TYPE_CHECKING:
@@ -157,6 +158,20 @@ def _absent(model: type[Model]) -> Condition:
     return missing | Comparison("<=", _path(model, ttl), _now())
 
 
+def _schema_version_check(model: type[Model], read: int) -> Condition:
+    """The item is still at the schema version it was read at (a migrator or another
+    writer that rewrote it in the meantime wins)."""
+    if read > (model.__dm_schema_version__ or 0):
+        raise UsageError(
+            f"save {model.__name__}: the item was written at schema version {read}, newer "
+            f"than this model's {model.__dm_schema_version__}; a save would write an older "
+            "shape over it: deploy the newer model"
+        )
+    path = keys.attribute_path(model, VERSION_ATTRIBUTE)
+    same = Comparison("=", path, Value({"N": str(read)}))
+    return path.not_exists() | same if read == 1 else same
+
+
 def _version_check(model: type[Model], version: int) -> Condition:
     path = _path(model, _schema(model).version or "")
     if version == 0:
@@ -203,6 +218,9 @@ def plan_put(
         checks.append(_absent(model))
     elif version is not None:
         checks.append(_version_check(model, version))
+    read = instance._dm_read_version
+    if read is not None and not create:
+        checks.append(_schema_version_check(model, read))
     guards: list[unique.Guard] = []
     stored = stored_values(instance)
     if schema.unique:
@@ -227,6 +245,7 @@ def plan_put(
             instance.__dict__[schema.version] = version + 1
         remember(instance, item)
         set_state(instance, "_dm_stored", item)
+        set_state(instance, "_dm_read_version", None)
 
     return Write(
         "Put",
@@ -255,6 +274,9 @@ def plan_changes(
     stored = instance._dm_stored
     if stored is None or instance._dm_partial:
         raise UsageError(f"save {model.__name__}: the instance was not read; use a put")
+    if instance._dm_read_version is not None:
+        # Read at another schema version: the whole item is written in the current shape.
+        return plan_put(names, instance, create=False, condition=condition)
     user = as_condition(condition, "condition") if condition is not None else None
     item = encode_for_put(instance, "save")
     skip = {_attribute(model, n) for n in (schema.version, schema.updated_at) if n}
@@ -331,6 +353,8 @@ def encode_for_put(instance: Model, operation: str) -> Item:
     item = model.__dm_codec__.encode_fields(instance)
     if model.__dm_schema__.computed_attributes:
         item.update(keys.computed(model, instance.__dict__))
+    if model.__dm_schema_version__ is not None:
+        item[VERSION_ATTRIBUTE] = {"N": str(model.__dm_schema_version__)}
     check_key_values(model, item)
     if instance._dm_extra:
         item = {**instance._dm_extra, **item}
@@ -544,7 +568,16 @@ def plan_upsert(
         )
     stamp_updated(model, all_actions)
     exists = _present(model) if missing else None
-    full = all_of([exists, user])
+    fresh = None
+    if model.__dm_schema_version__ is not None:
+        # An item this creates is of the current version; one it finds keeps its own.
+        path = keys.attribute_path(model, VERSION_ATTRIBUTE)
+        current = Value({"N": str(model.__dm_schema_version__)})
+        all_actions.append(SetAction(path, IfNotExists(path, current)))
+        if model.__dm_schema_version__ > 1:
+            # An item without the attribute is of version 1: not one to upsert into.
+            fresh = path.exists() | keys.hash_path(model).not_exists()
+    full = all_of([exists, fresh, user])
     body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, full, all_actions)
     idempotent = full is None and not schema.version and _idempotent(all_actions)
