@@ -32,6 +32,7 @@ from .iac import table_definitions
 from .migrations import migration
 from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
+from .otel import instrument, uninstrument
 from .query import Page, Query
 from .registry import Registry, registry
 from .retry import RetryPolicy, RetryQuota
@@ -118,6 +119,7 @@ __all__ = [
     "before",
     "connect",
     "dry_run",
+    "instrument",
     "lambda_handler",
     "migration",
     "new_id",
@@ -128,4 +130,5 @@ __all__ = [
     "table_definitions",
     "transact_get",
     "transaction",
+    "uninstrument",
 ]
