@@ -34,6 +34,7 @@ from .model import Model, new_id
 from .observe import CapturedRequest, DryRun, RequestEvent, dry_run
 from .otel import instrument, uninstrument
 from .query import Page, Query
+from .ratelimit import RateLimit
 from .registry import Registry, registry
 from .retry import RetryPolicy, RetryQuota
 from .schema import (
@@ -92,6 +93,7 @@ __all__ = [
     "Provisioned",
     "Query",
     "RangeKey",
+    "RateLimit",
     "Registry",
     "RequestEvent",
     "RequestTimeout",

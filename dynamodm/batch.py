@@ -20,6 +20,7 @@ from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
 from .instances import entity_class, expired, load_checked
 from .keys import item_identity
+from .ratelimit import RateLimit
 from .writes import encode_for_put
 
 if TYPE_CHECKING:
@@ -223,8 +224,10 @@ class BatchWriter:
         session: Connection | None = None,
         *,
         keep_written: bool = False,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self._explicit = session
+        self.rate_limit = rate_limit
         self._session: Connection | None = None
         self._buffer: dict[str, _Queued] = {}
         self._inflight: list[_Request] = []
@@ -416,6 +419,7 @@ class BatchWriter:
                 "BatchWriteItem",
                 {"RequestItems": request_items},
                 idempotent=True,
+                rate_limit=self.rate_limit,
             )
             left: set[str] = set()
             for table, requests in (response.get("UnprocessedItems") or {}).items():
@@ -508,10 +512,12 @@ def batch_write(
     *,
     session: Connection | None = None,
     keep_written: bool = False,
+    rate_limit: RateLimit | None = None,
 ) -> BatchWriter:
     """``async with dm.batch_write() as batch: await batch.put(...); batch.delete(...)``.
 
     ``batch.written`` counts the items written and ``batch.failed`` lists those that were
     not; ``keep_written=True`` also lists what was written, as ``(kind, target)`` pairs in
-    ``batch.written_items`` (memory then grows with the number of items)."""
-    return BatchWriter(session, keep_written=keep_written)
+    ``batch.written_items`` (memory then grows with the number of items).
+    ``rate_limit=dm.RateLimit(write=...)`` paces this batch's requests."""
+    return BatchWriter(session, keep_written=keep_written, rate_limit=rate_limit)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .cursor import DEFAULT_CURSOR_KEY
 from .errors import (
+    THROTTLING_CODES,
     ConfigurationError,
     ConnectionFailed,
     OutcomeUnknown,
@@ -28,6 +29,15 @@ from .errors import (
 )
 from .observe import Listener, RequestEvent, active_dry_run, log_event
 from .observe import logger as request_logger
+from .ratelimit import (
+    CAPACITY_OPERATIONS,
+    WRITE_OPERATIONS,
+    CapacityEstimates,
+    RateLimit,
+    charge,
+    consumed_units,
+    kind_of,
+)
 from .retry import RetryPolicy, RetryQuota
 from .schema import TableNames
 from .transport import (
@@ -47,23 +57,6 @@ if TYPE_CHECKING:
 _current: ContextVar[Connection | None] = ContextVar("dynamodm_session", default=None)
 _open: list[Connection] = []
 logger = logging.getLogger("dynamodm.session")
-WRITE_OPERATIONS = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
-_CAPACITY_OPERATIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-    }
-)
 # How long close() waits for calls in flight before it closes the transport under them.
 _CLOSE_GRACE = 10.0
 
@@ -118,6 +111,7 @@ class Connection:
         consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
         transport: Literal["http", "botocore"] = "http",
         cursor_secret: str | bytes | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if transport not in ("http", "botocore"):
             raise ConfigurationError(
@@ -142,6 +136,12 @@ class Connection:
         self.read_timeout = read_timeout
         self.max_connections = max_connections
         self.consumed_capacity = consumed_capacity
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"rate_limit={rate_limit!r}: give a dm.RateLimit(read=..., write=...)"
+            )
+        self.rate_limit = rate_limit
+        self.capacity_estimates = CapacityEstimates()
         self._boto_session = boto_session
         self._transport: Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -250,20 +250,30 @@ class Connection:
         return self.names.of(model)
 
     async def call(
-        self, operation: str, request: Request, *, idempotent: bool, table: str | None = None
+        self,
+        operation: str,
+        request: Request,
+        *,
+        idempotent: bool,
+        table: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> Response:
         """Send one request through the retry policy; errors become the library's.
 
         When the service answers that a table does not exist, ``create_missing_tables``
         may create it (a Session with ``auto_create_tables``), and the request is sent
-        once more."""
+        once more. ``rate_limit`` paces this request as well as the session's limit."""
         try:
-            return await self._call(operation, request, idempotent=idempotent, table=table)
+            return await self._call(
+                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+            )
         except TableNotFound:
             names = [table] if table else list(request.get("RequestItems", {}))
             if operation.endswith("Table") or not await self.create_missing_tables(names):
                 raise
-            return await self._call(operation, request, idempotent=idempotent, table=table)
+            return await self._call(
+                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+            )
 
     async def create_missing_tables(self, names: list[str]) -> bool:
         """Create tables that a request found missing; True when it did. The base
@@ -271,24 +281,53 @@ class Connection:
         return False
 
     async def _call(
-        self, operation: str, request: Request, *, idempotent: bool, table: str | None
+        self,
+        operation: str,
+        request: Request,
+        *,
+        idempotent: bool,
+        table: str | None,
+        rate_limit: RateLimit | None = None,
     ) -> Response:
         transport = self.transport
         capture = active_dry_run.get()
         if capture is not None:
             self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True)
             return capture.answer(operation, request)
-        if self.consumed_capacity and operation in _CAPACITY_OPERATIONS:
-            request = {**request, "ReturnConsumedCapacity": self.consumed_capacity}
+        limits = [
+            limit
+            for limit in (self.rate_limit, rate_limit)
+            if limit is not None and operation in CAPACITY_OPERATIONS
+        ]
+        # A rate-limited request asks what it consumed, to correct its estimate.
+        capacity = self.consumed_capacity or ("TOTAL" if limits else None)
+        if capacity and operation in CAPACITY_OPERATIONS:
+            request = {**request, "ReturnConsumedCapacity": capacity}
         attempts = 0
         write = operation in WRITE_OPERATIONS
+        units = self.capacity_estimates.estimate(operation, request) if limits else 0.0
 
         async def send() -> Response:
             nonlocal attempts
+            # Paced per attempt: a retry is charged again (a throttled attempt is refunded).
+            charged = await charge(limits, kind_of(operation), units) if limits else None
             if self._transport is None:  # closed under a call that was retrying
+                if charged is not None:
+                    charged.refund()
                 raise ConnectionFailed(f"{operation}: the session was closed during the call")
             attempts += 1
-            return await transport.send(operation, request)
+            if charged is None:
+                return await transport.send(operation, request)
+            try:
+                response = await transport.send(operation, request)
+            except ServiceError as error:
+                if error.code in THROTTLING_CODES:
+                    charged.answered(0.0, throttled=True)
+                raise
+            left = response.get("UnprocessedItems") or response.get("UnprocessedKeys")
+            charged.answered(consumed_units(response), throttled=bool(left))
+            self.capacity_estimates.record(operation, request, response)
+            return response
 
         observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if observed else 0.0

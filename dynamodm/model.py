@@ -20,6 +20,7 @@ from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
 from .migrations import Migration
 from .query import Query
+from .ratelimit import RateLimit
 from .registry import Registry, registry
 from .schema import (
     RESERVED_FIELD_NAMES,
@@ -463,6 +464,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         attributes: Sequence[str] | None = None,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
+        rate_limit: RateLimit | None = None,
         session: Session | None = None,
         **fields: Any,
     ) -> Query[Self]:
@@ -472,7 +474,8 @@ class Model(BaseModel, metaclass=ModelMeta):
         ``TrainingSession.query(athlete_id="a-1")``.
 
         Nothing is sent until the query is iterated or asked for ``all()``,
-        ``first()``, ``count()`` or ``page()``.
+        ``first()``, ``count()`` or ``page()``. ``rate_limit=dm.RateLimit(read=...)``
+        paces its pages.
         """
         return Query(
             cls,
@@ -489,6 +492,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             fields=fields,
             on_invalid=on_invalid,
             include_expired=include_expired,
+            rate_limit=rate_limit,
         )
 
     @classmethod
@@ -503,9 +507,11 @@ class Model(BaseModel, metaclass=ModelMeta):
         consistent: bool = False,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
+        rate_limit: RateLimit | None = None,
         session: Session | None = None,
     ) -> Query[Self]:
-        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel."""
+        """Every item of the table (or ``index``); ``segments > 1`` scans in parallel.
+        ``rate_limit=dm.RateLimit(read=...)`` paces its pages (all segments together)."""
         return Query(
             cls,
             "Scan",
@@ -518,6 +524,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             session=session,
             on_invalid=on_invalid,
             include_expired=include_expired,
+            rate_limit=rate_limit,
         )
 
     # -- instance operations

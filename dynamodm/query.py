@@ -34,6 +34,7 @@ from .expressions import (
     paths_of,
 )
 from .instances import family_entities, load_checked
+from .ratelimit import RateLimit
 from .schema import IndexSchema, KeyAttribute, TableSchema, schema_of
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Query(Generic[M]):
         entities: Sequence[str] | None = None,
         on_invalid: Literal["raise", "skip"] = "raise",
         include_expired: bool = False,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.model: type[Model] = model  # type: ignore[assignment]
         self.operation = operation
@@ -102,6 +104,7 @@ class Query(Generic[M]):
         if on_invalid not in ("raise", "skip"):
             raise UsageError(f"{name}: on_invalid is 'raise' or 'skip', not {on_invalid!r}")
         self.on_invalid = on_invalid
+        self.rate_limit = rate_limit
         self._view: type[Any] | None = None
         self.skipped = 0
         self.limit = limit
@@ -426,7 +429,9 @@ class Query(Generic[M]):
         while True:
             if want is not None and not self.has_filter:
                 request["Limit"] = want
-            response = await session.call(self.operation, request, idempotent=True, table=table)
+            response = await session.call(
+                self.operation, request, idempotent=True, table=table, rate_limit=self.rate_limit
+            )
             items = response.get("Items", [])
             last = response.get("LastEvaluatedKey")
             yield items, last
@@ -573,7 +578,9 @@ class Query(Generic[M]):
     ) -> AsyncIterator[tuple[int, Item | None]]:
         table = request["TableName"]
         while True:
-            response = await session.call(self.operation, request, idempotent=True, table=table)
+            response = await session.call(
+                self.operation, request, idempotent=True, table=table, rate_limit=self.rate_limit
+            )
             last = response.get("LastEvaluatedKey")
             yield int(response.get("Count", 0)), last
             if not last:

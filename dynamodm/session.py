@@ -15,6 +15,7 @@ from .errors import NotFound
 from .expressions import Action, ConditionLike
 from .instances import entity_class, expired, load_checked, load_item, stored_values
 from .observe import active_dry_run
+from .ratelimit import RateLimit
 from .registry import registry
 from .retry import RetryPolicy
 from .schema import StreamView, schema_of
@@ -53,6 +54,7 @@ class Session(Connection):
         consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
         transport: Literal["http", "botocore"] = "http",
         cursor_secret: str | bytes | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(
             region=region,
@@ -66,6 +68,7 @@ class Session(Connection):
             consumed_capacity=consumed_capacity,
             transport=transport,
             cursor_secret=cursor_secret,
+            rate_limit=rate_limit,
         )
         self.auto_create_tables = auto_create_tables
 
@@ -378,6 +381,7 @@ def connect(
     consumed_capacity: Literal["TOTAL", "INDEXES"] | None = None,
     transport: Literal["http", "botocore"] | None = None,
     cursor_secret: str | bytes | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Session:
     """A session to use as ``async with dm.connect(...) as db:``.
 
@@ -392,6 +396,8 @@ def connect(
     ``auto_create_tables=True`` creates a model's table the first time DynamoDB answers
     that it does not exist. ``consumed_capacity`` asks DynamoDB to report capacity on
     every request, delivered in the request events (``db.add_listener``).
+    ``rate_limit=dm.RateLimit(read=..., write=...)`` paces every request of the session
+    to that many capacity units a second.
     """
     return Session(
         region=region,
@@ -405,6 +411,7 @@ def connect(
         auto_create_tables=auto_create_tables,
         consumed_capacity=consumed_capacity,
         cursor_secret=cursor_secret,
+        rate_limit=rate_limit,
         transport=transport or os.environ.get("DYNAMODM_TRANSPORT") or "http",  # type: ignore[arg-type]
     )
 
