@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from pydantic import ValidationError
 
-from .errors import ConfigurationError, UsageError
+from .errors import ConfigurationError, ItemInvalid, UsageError
 from .registry import Registry
 from .session import Session, connect, current_session
 from .streams import StreamChange, parse_stream
@@ -409,7 +409,7 @@ class StreamHandler:
         for record in records:
             try:
                 changes = parse_stream([record], table_prefix=prefix, registry=self._registry)
-            except (ValidationError, UsageError) as error:
+            except (ItemInvalid, ValidationError, UsageError) as error:
                 return _failed(record, error, reading=True)
             for change in changes:
                 await self._shared.opened()
@@ -443,7 +443,11 @@ def _failed(record: Any, error: Exception, *, reading: bool) -> dict[str, list[d
     sequence = body.get("SequenceNumber") if isinstance(body, Mapping) else None
     if not sequence:
         raise error  # nothing to name: the whole batch fails and is retried
-    if isinstance(error, ValidationError):
+    if isinstance(error, ItemInvalid):
+        logger.warning(
+            "stream record %s does not validate (fields: %s)", sequence, ", ".join(error.fields)
+        )
+    elif isinstance(error, ValidationError):
         # Pydantic's message quotes the values: log where validation failed, not what.
         where = ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
         what = "does not validate" if reading else "failed: ValidationError"

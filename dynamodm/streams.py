@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from .codec import Item, decode_any, item_from_json
-from .errors import UsageError
+from .errors import ItemInvalid, UsageError
 from .expressions import _adapter
-from .instances import load_item
+from .instances import load_checked
 from .registry import registry as default_registry
 from .schema import TableNames
 
@@ -74,7 +74,7 @@ def parse_stream(
     models share the table, the item's entity attribute picks one. A record of a table
     or entity type no model declares is skipped (``unknown="skip"``) or raises
     ``dm.UsageError`` (``unknown="raise"``). An image that does not validate raises
-    Pydantic's ``ValidationError``, with a note naming the record.
+    ``dm.ItemInvalid`` (model and fields, never a value), with a note naming the record.
     """
     if unknown not in ("skip", "raise"):
         raise UsageError(f'parse_stream: unknown={unknown!r}; use "skip" or "raise"')
@@ -208,10 +208,10 @@ def _parse_record(
         logger.debug("stream record %s skipped: %s", sequence_number, model)
         return None
     try:
-        new = load_item(model, new_image) if new_image is not None else None
-        old = load_item(model, old_image) if old_image is not None else None
+        new = load_checked(model, new_image) if new_image is not None else None
+        old = load_checked(model, old_image) if old_image is not None else None
         plain_keys = _plain_keys(model, keys)
-    except ValidationError as error:
+    except (ItemInvalid, ValidationError) as error:
         error.add_note(
             f"in stream record {sequence_number} ({operation}) of table {table!r}, "
             f"read as {model.__name__}"

@@ -352,7 +352,7 @@ async def test_check_tables_ignores_the_kinds_asked(db: dm.Session) -> None:
 
 async def test_check_tables_refuses_unknown_kinds(db: dm.Session) -> None:
     with pytest.raises(dm.UsageError, match="missing_table"):
-        await db.check_tables(Device, ignore={"billing"})
+        await db.check_tables(Device, ignore={"colour"})
 
 
 @pytest.mark.moto_only(reason=f"{NO_TTL}; {NO_STREAMS}")

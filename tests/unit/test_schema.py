@@ -493,7 +493,7 @@ def test_schema_resolves_keys_indexes_and_markers_to_wire_names() -> None:
     assert role_index.projection == "KEYS_ONLY"
     assert schema.indexes["EmailIndex"].projection == "ALL"
     assert schema.unique == ("email",)
-    assert schema.billing == "PAY_PER_REQUEST"
+    assert schema.billing == dm.OnDemand()
     assert (schema.version, schema.created_at, schema.updated_at) == (
         "version",
         "created_at",
