@@ -54,7 +54,9 @@ from .errors import (
 )
 from .iac import check_template, table_definitions
 from .local import LocalServer
+from .migrate import MigrationReport, Migrator
 from .model import Model
+from .ratelimit import Kind, RateLimit
 from .registry import Registry
 from .session import Session, connect
 from .transport import LOCAL_CREDENTIALS
@@ -220,8 +222,35 @@ FormatOption = Annotated[
 ]
 
 
-def _connect(endpoint_url: str | None, region: str | None, prefix: str | None) -> Session:
-    return connect(endpoint_url=endpoint_url, region=region, table_prefix=prefix)
+RateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        help="Capacity units a second to stay under (read units for export, write units "
+        "for import): requests are paced as by dm.RateLimit. Default: no limit.",
+        show_default=False,
+    ),
+]
+
+
+def _connect(
+    endpoint_url: str | None,
+    region: str | None,
+    prefix: str | None,
+    rate_limit: RateLimit | None = None,
+) -> Session:
+    return connect(
+        endpoint_url=endpoint_url, region=region, table_prefix=prefix, rate_limit=rate_limit
+    )
+
+
+def _rate_limit(rate: float | None, kind: Kind) -> RateLimit | None:
+    """The session's limit for ``--rate`` (None: no limit)."""
+    if rate is None:
+        return None
+    if not 0 < rate < float("inf"):
+        raise _bad(f"{rate}: give capacity units a second, a positive number", "--rate")
+    return RateLimit(read=rate) if kind == "read" else RateLimit(write=rate)
 
 
 # ---------------------------------------------------------------- failures
@@ -726,6 +755,7 @@ def export_(
         int,
         typer.Option(min=1, max=1000, help="Parallel scan segments (try 8 on large tables)."),
     ] = 1,
+    rate: RateOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     prefix: PrefixOption = None,
@@ -736,7 +766,7 @@ def export_(
     --format plain, items that do not fit the model are reported and left out (exit 1).
     """
     model_class = load_model(model)
-    session = _connect(endpoint_url, region, prefix)
+    session = _connect(endpoint_url, region, prefix, _rate_limit(rate, "read"))
     skipped = _run(_export(model_class, str(file), format, segments, session))
     if skipped:
         _fail(f"{skipped} items did not fit {model} and were left out (listed above)")
@@ -771,6 +801,85 @@ async def _export(
     where = "stdout" if path == "-" else path
     _say(console, f"exported {written} items from {table} to {where}")
     return skipped
+
+
+@app.command("migrate")
+def migrate(
+    model: ModelArg,
+    segments: Annotated[
+        int,
+        typer.Option(min=1, max=1000, help="Parallel scan segments (try 8 on large tables)."),
+    ] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be migrated; write nothing.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue from the checkpoint file of an interrupted run."),
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint file (default: .dynamodm-migrate-<table>.json)."),
+    ] = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    prefix: PrefixOption = None,
+) -> None:
+    """Rewrite every item of MODEL's table stored below Meta.schema_version.
+
+    Each older item is read through the model's migrations and written back, on the
+    condition that it is still at the version read: a concurrent writer always wins. The
+    position of each scan segment is saved after every page; --resume continues from it.
+    """
+    model_class = load_model(model)
+    session = _connect(endpoint_url, region, prefix)
+    path = checkpoint or Path(f".dynamodm-migrate-{model_class.__dm_schema__.table}.json")
+    if path.exists() and not resume and not dry_run:
+        _fail(f"{path} holds an unfinished run: pass --resume to continue it, or remove it")
+    report = _run(_migrate(model_class, session, segments, dry_run, path))
+    if report.failed:
+        _fail(f"{len(report.failed)} items could not be migrated (listed above)")
+    if not dry_run:
+        path.unlink(missing_ok=True)  # finished: nothing to resume
+
+
+async def _migrate(
+    model: type[Model], session: Session, segments: int, dry_run: bool, path: Path
+) -> MigrationReport:
+    console = _stderr()
+    async with session as db:
+        table = db.table_name(model)
+        expected = (await db.describe_table(model)).item_count
+        with _progress(console, in_bytes=False) as progress:
+            task = progress.add_task(f"migrate {table}", total=expected or None, note="")
+
+            def shown(report: MigrationReport) -> None:
+                progress.update(
+                    task,
+                    completed=report.scanned,
+                    total=max(expected, report.scanned) or None,
+                    note=f"{report.migrated} migrated",
+                )
+
+            migrator = Migrator(
+                model,
+                session=db,
+                segments=segments,
+                dry_run=dry_run,
+                checkpoint=path,
+                on_progress=shown,
+            )
+            report = await migrator.run()
+        for key, reason in report.failed:
+            _say(console, f"item {_item_to_json(key)}: {reason}")
+    verb = "would migrate" if dry_run else "migrated"
+    _say(
+        console,
+        f"scanned {report.scanned} items of {table}: {verb} {report.migrated}, "
+        f"{report.skipped} already current, {report.lost_race} rewritten meanwhile by "
+        f"another writer (left as they are), {len(report.failed)} failed",
+    )
+    return report
 
 
 def _key_of(model: type[Model], item: Item) -> Item:
@@ -850,6 +959,7 @@ def import_(
         ),
     ],
     format: FormatOption = Format.dynamodb,
+    rate: RateOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     prefix: PrefixOption = None,
@@ -863,7 +973,7 @@ def import_(
     model_class = load_model(model)
     if str(file) != "-" and not file.is_file():
         raise _bad(f"{str(file)!r}: no such file", "FILE")
-    session = _connect(endpoint_url, region, prefix)
+    session = _connect(endpoint_url, region, prefix, _rate_limit(rate, "write"))
     report = _run(_import(model_class, str(file), format, session))
     if report.bad:
         _fail(f"{report.bad} lines were not imported (listed above); {report.written} were")
