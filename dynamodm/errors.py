@@ -253,6 +253,14 @@ CREDENTIAL_CODES = frozenset(
 
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredTokenException", "ExpiredToken"})
 
+# A missing table: ResourceNotFoundException from item and table operations,
+# TableNotFoundException from backup operations, ResourceNotFound from moto's TTL calls.
+TABLE_NOT_FOUND_CODES = frozenset(
+    {"ResourceNotFoundException", "TableNotFoundException", "ResourceNotFound"}
+)
+# An operation the server does not have (local servers lack TTL, streams, backups...).
+UNSUPPORTED_CODES = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
+
 CLOCK_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
 # InvalidSignatureException with one of these messages means the request's time, not
 # its signature, was refused: AWS allows 5 minutes between X-Amz-Date and its clock.
@@ -287,7 +295,7 @@ def from_service(error: ServiceError, *, operation: str, table: str | None) -> D
         "request_id": error.request_id,
     }
     answer = _answer(code, error.request_id)
-    if code == "ResourceNotFoundException":
+    if code in TABLE_NOT_FOUND_CODES:
         return TableNotFound(
             f"{where}: the table does not exist; create it with `await db.create_tables()` "
             f"or `dynamodm tables create`, and check the table prefix{answer}",

@@ -15,6 +15,7 @@ from . import unique
 from .connection import Connection
 from .errors import (
     DIFFERENCE_KINDS,
+    UNSUPPORTED_CODES,
     ConfigurationError,
     DifferenceKind,
     ServiceError,
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dynamodm.tables")
 
 WAIT_SECONDS = 300.0
-_UNSUPPORTED = frozenset({"UnknownOperationException", "UnrecognizedClientException"})
-_TABLE_NOT_FOUND = frozenset({"TableNotFoundException", "ResourceNotFound"})
 
 
 @dataclass(frozen=True)
@@ -312,7 +311,7 @@ async def _create_one(
         try:
             await _set_pitr(session, name, True)
         except ConfigurationError as error:
-            if error.code not in _UNSUPPORTED:
+            if error.code not in UNSUPPORTED_CODES:
                 raise
             logger.warning(
                 "the server does not support point-in-time recovery; table %s has none", name
@@ -356,7 +355,7 @@ async def _ttl_state(session: Connection, name: str) -> TimeToLive | None:
     try:
         answer = await _operate(session, "DescribeTimeToLive", {"TableName": name}, idempotent=True)
     except ConfigurationError as error:
-        if error.code in _UNSUPPORTED:
+        if error.code in UNSUPPORTED_CODES:
             return None
         raise
     description = answer.get("TimeToLiveDescription", {})
@@ -392,7 +391,7 @@ async def _enable_ttl(session: Connection, name: str, attribute: str) -> None:
     except (ServiceError, ConfigurationError) as error:
         # dynalite answers DescribeTimeToLive but not UpdateTimeToLive
         # (UnknownOperationException, which session.call raises as ConfigurationError).
-        if error.code in _UNSUPPORTED:
+        if error.code in UNSUPPORTED_CODES:
             logger.warning("the server does not support TTL; table %s has none", name)
             return
         raise
@@ -419,7 +418,7 @@ async def _enable_stream(session: Connection, name: str, wanted: dict[str, Any])
             table=name,
         )
     except (ServiceError, ConfigurationError) as error:
-        if error.code in _UNSUPPORTED or error.code == "ValidationException":
+        if error.code in UNSUPPORTED_CODES or error.code == "ValidationException":
             logger.warning("the server cannot turn on streams for table %s: %s", name, error)
             return
         raise
@@ -545,22 +544,11 @@ async def list_tables(session: Connection) -> list[str]:
 async def _operate(
     session: Connection, operation: str, request: dict[str, Any], *, idempotent: bool
 ) -> dict[str, Any]:
-    """One table operation, with a missing table as ``TableNotFound``: backup operations
-    answer TableNotFoundException, and moto answers DescribeTimeToLive with
-    ResourceNotFound, where other operations answer ResourceNotFoundException. An
-    operation the server lacks is a ``ConfigurationError`` (``errors.from_service``)."""
+    """One table operation. A missing table is ``TableNotFound`` whatever code the
+    service uses for it, and an operation the server lacks a ``ConfigurationError``
+    (both by ``errors.from_service``)."""
     name = request["TableName"]
-    try:
-        return await session.call(operation, request, idempotent=idempotent, table=name)
-    except ServiceError as error:
-        if error.code in _TABLE_NOT_FOUND:
-            raise TableNotFound(
-                f"{operation} on table {name!r}: the table does not exist; create it with "
-                "`await db.create_tables()`, and check the table prefix",
-                code=error.code,
-                service_message=error.service_message,
-            ) from None
-        raise
+    return await session.call(operation, request, idempotent=idempotent, table=name)
 
 
 async def enable_point_in_time_recovery(
@@ -690,7 +678,7 @@ async def enable_stream(
             table=name,
         )
     except ServiceError as error:
-        if error.code not in _UNSUPPORTED and error.code != "ValidationException":
+        if error.code not in UNSUPPORTED_CODES and error.code != "ValidationException":
             raise
         raise ConfigurationError(
             f"enable_stream {model.__name__}: the server refused to change the stream of "
@@ -993,7 +981,7 @@ async def _live_tags(session: Connection, arn: str | None, name: str) -> dict[st
                 return tags
             request["NextToken"] = token
     except (ServiceError, ConfigurationError) as error:
-        if error.code in _UNSUPPORTED:
+        if error.code in UNSUPPORTED_CODES:
             return None
         raise
 
@@ -1005,7 +993,7 @@ async def _pitr_state(session: Connection, name: str) -> str | None:
             session, "DescribeContinuousBackups", {"TableName": name}, idempotent=True
         )
     except ConfigurationError as error:
-        if error.code in _UNSUPPORTED:
+        if error.code in UNSUPPORTED_CODES:
             return None
         raise
     description = answer.get("ContinuousBackupsDescription", {})
