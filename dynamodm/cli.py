@@ -227,7 +227,8 @@ RateOption = Annotated[
     typer.Option(
         "--rate",
         help="Capacity units a second to stay under (read units for export, write units "
-        "for import): requests are paced as by dm.RateLimit. Default: no limit.",
+        "for import, both for migrate): requests are paced as by dm.RateLimit. Default: "
+        "no limit.",
         show_default=False,
     ),
 ]
@@ -244,13 +245,15 @@ def _connect(
     )
 
 
-def _rate_limit(rate: float | None, kind: Kind) -> RateLimit | None:
-    """The session's limit for ``--rate`` (None: no limit)."""
+def _rate_limit(rate: float | None, *kinds: Kind) -> RateLimit | None:
+    """The session's limit for ``--rate``, on reads or writes or both (None: no limit)."""
     if rate is None:
         return None
     if not 0 < rate < float("inf"):
         raise _bad(f"{rate}: give capacity units a second, a positive number", "--rate")
-    return RateLimit(read=rate) if kind == "read" else RateLimit(write=rate)
+    return RateLimit(
+        read=rate if "read" in kinds else None, write=rate if "write" in kinds else None
+    )
 
 
 # ---------------------------------------------------------------- failures
@@ -821,6 +824,7 @@ def migrate(
         Path | None,
         typer.Option(help="Checkpoint file (default: .dynamodm-migrate-<table>.json)."),
     ] = None,
+    rate: RateOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
     prefix: PrefixOption = None,
@@ -832,7 +836,7 @@ def migrate(
     position of each scan segment is saved after every page; --resume continues from it.
     """
     model_class = load_model(model)
-    session = _connect(endpoint_url, region, prefix)
+    session = _connect(endpoint_url, region, prefix, _rate_limit(rate, "read", "write"))
     path = checkpoint or Path(f".dynamodm-migrate-{model_class.__dm_schema__.table}.json")
     if path.exists() and not resume and not dry_run:
         _fail(f"{path} holds an unfinished run: pass --resume to continue it, or remove it")
