@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, dataclass_transform, overload
 
 from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass, build_lenient_weakvaluedict
@@ -45,6 +45,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# Type checkers honour the dataclass_transform of pydantic's own metaclass, not of a
+# subclass of it: declared again here, Model(...) keywords are checked. Without field
+# specifiers, `= Field(alias=...)` counts as a default and the keyword stays the field's
+# Python name, as the models take it (validate_by_name); only such a field's being
+# required goes unchecked.
+@dataclass_transform(kw_only_default=True)
 class ModelMeta(ModelMetaclass):
     """Builds the table schema and codec once, when a model class is defined."""
 

@@ -8,7 +8,7 @@ test_api_typing.py). A ``# type: ignore[code]`` marks a line mypy must reject.
 from datetime import datetime
 from typing import Annotated, Any, assert_type
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import dynamodm as dm
 
@@ -24,7 +24,7 @@ class Post(dm.Model):
     title: str = ""
     views: int = 0
     version: Annotated[int, dm.Version] = 0
-    updated_at: Annotated[datetime, dm.UpdatedAt]
+    updated_at: Annotated[datetime, dm.UpdatedAt] = Field()
 
 
 class Card(BaseModel):
