@@ -237,6 +237,11 @@ THROTTLING_CODES = frozenset(
 )
 """Codes for which the service did nothing: always safe to retry."""
 
+REJECTED_CODES = frozenset({"ReplicatedWriteConflictException", "TransactionConflictException"})
+"""A write refused before it was applied (a conflicting write in another Region of a
+multi-Region strongly consistent global table; a transaction in progress on the item):
+nothing happened, so it is retried like throttling, also when not idempotent."""
+
 TRANSIENT_CODES = frozenset(
     {
         "InternalServerError",

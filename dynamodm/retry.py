@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .errors import (
+    REJECTED_CODES,
     THROTTLING_CODES,
     TRANSIENT_CODES,
     ConnectionFailed,
@@ -115,7 +116,7 @@ class RetryPolicy:
 
     def retryable(self, error: Exception, *, idempotent: bool) -> bool:
         if isinstance(error, ServiceError):
-            if error.code in THROTTLING_CODES:
+            if error.code in THROTTLING_CODES or error.code in REJECTED_CODES:
                 return True
             return idempotent and (error.code in TRANSIENT_CODES or error.status >= 500)
         if isinstance(error, TransportError):

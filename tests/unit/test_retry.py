@@ -364,3 +364,17 @@ async def test_without_a_quota_every_call_retries_on_its_own() -> None:
     with pytest.raises(ServiceError):
         await retrying.run(sender, idempotent=True, what="GetItem", quota=None)
     assert sender.calls == 13
+
+
+@pytest.mark.parametrize(
+    "code", ["ReplicatedWriteConflictException", "TransactionConflictException"]
+)
+async def test_a_write_refused_for_a_conflict_is_retried_though_not_idempotent(
+    code: str,
+) -> None:
+    """The write was rejected before it was applied (botocore retries these too)."""
+    time = FakeTime()
+    refused = ServiceError("refused", code=code, status=409 if "Replicated" in code else 400)
+    sender = Sender(refused)
+    result = await policy(time).run(sender, idempotent=False, what="PutItem", write=True)
+    assert result == ("ok", 1) and sender.calls == 2
