@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .codec import Item
 from .connection import Connection, current_connection
@@ -21,9 +21,11 @@ from .errors import ConditionFailed, ItemInvalid, NotFound, UsageError
 from .execute import run_write
 from .instances import load_checked
 from .migrations import stored_version
-from .model import Model
 from .query import Query
 from .writes import plan_put
+
+if TYPE_CHECKING:
+    from .model import Model
 
 
 @dataclass
