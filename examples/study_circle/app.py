@@ -14,6 +14,7 @@ The tables live under ``DYNAMODB_TABLE_PREFIX`` (default ``ai-study-circle-``) f
 a fresh run id, so runs never see each other's data: ``ai-study-circle-1a2b3c-users``...
 """
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -369,15 +370,21 @@ async def find_templates(db: dm.Session, ada: User, bob: User) -> Template:
 
 
 async def count_usage(notes: Content, exam: Exam, quiz: Template, bob: User) -> None:
-    # Each update is one UpdateItem computed by DynamoDB (ADD, SET path = path + 1): no
-    # read-modify-write in the app. They run one after another here because the embedded
-    # moto server does not apply concurrent updates of one item atomically (DynamoDB does).
+    # Each is one UpdateItem computed by DynamoDB (ADD, SET path = path + 1), sent by key
+    # without reading the item first (update_key), and all of them at once: DynamoDB (and
+    # the embedded server) applies each atomically, so none is lost. touch=False leaves
+    # UpdatedAt alone: a counter is not an edit.
     writers = 20
-    for _ in range(writers):
-        await quiz.update(dm.attr(Template.usage).add(1))
+    await asyncio.gather(
+        *(
+            Template.update_key(quiz.id, dm.attr(Template.usage).add(1), touch=False)
+            for _ in range(writers)
+        )
+    )
     views = dm.attr(Content.usage).views
-    for _ in range(writers):
-        await notes.update(views.set(views + 1))
+    await asyncio.gather(
+        *(Content.update_key(notes.id, views.set(views + 1), touch=False) for _ in range(writers))
+    )
     stored_quiz = await Template.get(quiz.id, consistent=True)
     stored_notes = await Content.get(notes.id, consistent=True)
     check(stored_quiz.usage == writers, f"template usage {stored_quiz.usage}, want {writers}")
