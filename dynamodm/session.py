@@ -237,13 +237,7 @@ class Session(Connection):
         condition: ConditionLike | None = None,
     ) -> M:
         write = writes.plan_upsert(self.names, model, key_value, actions, sets, condition=condition)
-        attributes = await execute.run_write(self, write)
-        if attributes is None and active_dry_run.get() is not None:
-            return load_item(model, write.key, partial=True)  # nothing stored: the key only
-        result = load_checked(model, attributes or {})
-        if model.__dm_hooks__:
-            await hooks.run(result, "after", "update")
-        return result
+        return await self._stored(model, write)
 
     async def update_key(
         self,
@@ -266,6 +260,11 @@ class Session(Connection):
             if_version=if_version,
             touch=touch,
         )
+        return await self._stored(model, write)
+
+    async def _stored(self, model: type[M], write: writes.Write) -> M:
+        """Send an update by key and return the item as stored (ALL_NEW), after-update
+        hooks run on it; in a dry run, an instance holding the key only."""
         attributes = await execute.run_write(self, write)
         if attributes is None and active_dry_run.get() is not None:
             return load_item(model, write.key, partial=True)  # nothing stored: the key only

@@ -5,39 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
+from migrate_models import Person, split_name
 
 import dynamodm as dm
 from dynamodm.migrate import Migrator
 from dynamodm.query import Query
-
-REG = dm.Registry("migration-tests")
-
-
-class Person(dm.Model):
-    class Meta:
-        table = "people"
-        registry = REG
-        schema_version = 3
-
-    id: Annotated[str, dm.HashKey]
-    first: str
-    last: str = ""
-    tags: list[str] = []
-
-
-@dm.migration(Person, from_version=1)
-def split_name(raw: dict[str, Any]) -> dict[str, Any]:
-    first, _, last = str(raw.pop("name", "")).partition(" ")
-    return {**raw, "first": first, "last": last}
-
-
-@dm.migration(Person, from_version=2)
-def tags_from_role(raw: dict[str, Any]) -> dict[str, Any]:
-    role = raw.pop("role", None)
-    return {**raw, "tags": [role] if role else []}
 
 
 async def _put_raw(db: dm.Session, item: dict[str, Any]) -> None:
