@@ -332,6 +332,8 @@ class Connection:
         observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if observed else 0.0
         what = f"{operation} on {table!r}" if table else operation
+        if observed and table is None:
+            table = _tables_of(request)  # events of batches and transactions name theirs
         self._inflight += 1
         if self._idle is not None:
             self._idle.clear()

@@ -172,3 +172,16 @@ async def test_a_dry_run_of_a_transaction(db: dm.Session, sent: Sent) -> None:
     # the client request token is fresh for every commit
     assert dry.pop("ClientRequestToken") != real.pop("ClientRequestToken")
     assert dry == real
+
+
+async def test_events_of_batches_name_their_tables(db: dm.Session) -> None:
+    events: list[dm.RequestEvent] = []
+    db.add_listener(events.append)
+    async with dm.batch_write() as batch:
+        batch.put(Plain(id="p1"))
+    await db.batch_get([(Plain, "p1"), (Counter, "nope")])
+    db.remove_listener(events.append)
+    by_operation = {e.operation: e.table for e in events}
+    assert by_operation["BatchWriteItem"] == db.table_name(Plain)
+    tables = set((by_operation["BatchGetItem"] or "").split(", "))
+    assert tables == {db.table_name(Plain), db.table_name(Counter)}
