@@ -415,7 +415,6 @@ def plan_update(
         all_actions.append(SetAction(path, Arithmetic(path, "+", Value({"N": "1"}))))
     stamp_updated(model, all_actions)
     key = keys.from_instance(instance)
-    guards: list[unique.Guard] = []
     changed = {name: sets[name] for name in schema.unique if name in sets}
     ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
     if schema.ttl and schema.ttl in sets:
