@@ -9,9 +9,11 @@ transactions, tables) and the Session run on one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,10 +26,18 @@ from .errors import (
     OutcomeUnknown,
     ServiceError,
     TableNotFound,
+    TransportError,
     UsageError,
     from_service,
 )
-from .observe import Listener, RequestEvent, active_dry_run, log_event
+from .observe import (
+    Listener,
+    RequestEvent,
+    RequestScope,
+    active_dry_run,
+    log_event,
+    request_hooks,
+)
 from .observe import logger as request_logger
 from .ratelimit import (
     CAPACITY_OPERATIONS,
@@ -289,10 +299,39 @@ class Connection:
         table: str | None,
         rate_limit: RateLimit | None = None,
     ) -> Response:
+        if not request_hooks:
+            return await self._request(
+                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+            )
+        # Hooks (tracing) follow the whole request, retries included, in this context.
+        with contextlib.ExitStack() as stack:
+            tables = table or _tables_of(request)
+            scopes = tuple(
+                stack.enter_context(hook(self, operation, tables)) for hook in list(request_hooks)
+            )
+            return await self._request(
+                operation,
+                request,
+                idempotent=idempotent,
+                table=table,
+                rate_limit=rate_limit,
+                scopes=scopes,
+            )
+
+    async def _request(
+        self,
+        operation: str,
+        request: Request,
+        *,
+        idempotent: bool,
+        table: str | None,
+        rate_limit: RateLimit | None = None,
+        scopes: tuple[RequestScope, ...] = (),
+    ) -> Response:
         transport = self.transport
         capture = active_dry_run.get()
         if capture is not None:
-            self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True)
+            self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True, scopes=scopes)
             return capture.answer(operation, request)
         limits = [
             limit
@@ -307,29 +346,41 @@ class Connection:
         write = operation in WRITE_OPERATIONS
         units = self.capacity_estimates.estimate(operation, request) if limits else 0.0
 
+        last_reason = ""
+
         async def send() -> Response:
-            nonlocal attempts
+            nonlocal attempts, last_reason
             # Paced per attempt: a retry is charged again (a throttled attempt is refunded).
             charged = await charge(limits, kind_of(operation), units) if limits else None
             if self._transport is None:  # closed under a call that was retrying
                 if charged is not None:
                     charged.refund()
                 raise ConnectionFailed(f"{operation}: the session was closed during the call")
+            if attempts and scopes:
+                for scope in scopes:
+                    _safely(scope.retried, attempts + 1, last_reason)
             attempts += 1
-            if charged is None:
-                return await transport.send(operation, request)
             try:
                 response = await transport.send(operation, request)
-            except ServiceError as error:
-                if error.code in THROTTLING_CODES:
+            except (ServiceError, TransportError) as error:
+                last_reason = getattr(error, "code", None) or type(error).__name__
+                if (
+                    charged is not None
+                    and isinstance(error, ServiceError)
+                    and error.code in THROTTLING_CODES
+                ):
                     charged.answered(0.0, throttled=True)
                 raise
+            if charged is None:
+                return response
             left = response.get("UnprocessedItems") or response.get("UnprocessedKeys")
             charged.answered(consumed_units(response), throttled=bool(left))
             self.capacity_estimates.record(operation, request, response)
             return response
 
-        observed = bool(self._listeners) or request_logger.isEnabledFor(logging.DEBUG)
+        observed = (
+            bool(self._listeners) or bool(scopes) or request_logger.isEnabledFor(logging.DEBUG)
+        )
         started = time.perf_counter() if observed else 0.0
         what = f"{operation} on {table!r}" if table else operation
         if observed and table is None:
@@ -351,6 +402,7 @@ class Connection:
                     error.code or "error",
                     None,
                     request_id=error.request_id,
+                    scopes=scopes,
                 )
             named = table or _tables_of(request)
             raise from_service(error, operation=operation, table=named) from None
@@ -359,7 +411,7 @@ class Connection:
                 raise
             # aiohttp's "Session is closed": the pool closed under this call.
             if observed:
-                self._emit(operation, table, started, attempts, "closed", None)
+                self._emit(operation, table, started, attempts, "closed", None, scopes=scopes)
             if write and attempts and not idempotent:
                 raise OutcomeUnknown(
                     f"{what}: the session was closed while the write was in flight; it may "
@@ -368,7 +420,15 @@ class Connection:
             raise ConnectionFailed(f"{what}: the session was closed during the call") from error
         except BaseException as error:
             if observed:
-                self._emit(operation, table, started, attempts, type(error).__name__, None)
+                self._emit(
+                    operation,
+                    table,
+                    started,
+                    attempts,
+                    type(error).__name__,
+                    None,
+                    scopes=scopes,
+                )
             raise
         finally:
             self._inflight -= 1
@@ -377,7 +437,16 @@ class Connection:
         if observed:
             capacity = response.get("ConsumedCapacity")
             request_id = response.get("ResponseMetadata", {}).get("RequestId")
-            self._emit(operation, table, started, attempts, "ok", capacity, request_id=request_id)
+            self._emit(
+                operation,
+                table,
+                started,
+                attempts,
+                "ok",
+                capacity,
+                request_id=request_id,
+                scopes=scopes,
+            )
         return response
 
     def _emit(
@@ -391,6 +460,7 @@ class Connection:
         *,
         dry_run: bool = False,
         request_id: str | None = None,
+        scopes: tuple[RequestScope, ...] = (),
     ) -> None:
         latency = time.perf_counter() - started if started else 0.0
         event = RequestEvent(
@@ -402,6 +472,8 @@ class Connection:
                 listener(event)
             except Exception:
                 logger.exception("a dynamodm request listener failed")
+        for scope in scopes:
+            _safely(scope.finished, event)
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` after every request (a ``dm.RequestEvent``)."""
@@ -418,3 +490,11 @@ def _tables_of(request: Request) -> str | None:
         for body in action.values():
             names[body["TableName"]] = None
     return ", ".join(names) or None
+
+
+def _safely(function: Callable[..., None], *args: Any) -> None:
+    """Call a request hook's scope; a failure in it never fails the request."""
+    try:
+        function(*args)
+    except Exception:
+        logger.exception("a dynamodm request hook failed")

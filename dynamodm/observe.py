@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger("dynamodm.requests")
 
@@ -32,6 +33,32 @@ class RequestEvent:
 
 
 Listener = Callable[[RequestEvent], None]
+
+
+class RequestScope(Protocol):
+    """What a request hook follows through one request: its retries as they happen, and
+    its event at the end."""
+
+    def retried(self, attempt: int, reason: str) -> None: ...
+
+    def finished(self, event: RequestEvent) -> None: ...
+
+
+RequestHook = Callable[[Any, str, "str | None"], AbstractContextManager[RequestScope]]
+"""``hook(connection, operation, tables)``: a context manager entered around the whole
+request (retries included, in the caller's context) that yields its RequestScope. Used
+by ``dm.instrument()``; the library's own hooks only, the public way is a listener."""
+
+request_hooks: list[RequestHook] = []
+
+
+def add_request_hook(hook: RequestHook) -> None:
+    request_hooks.append(hook)
+
+
+def remove_request_hook(hook: RequestHook) -> None:
+    if hook in request_hooks:
+        request_hooks.remove(hook)
 
 
 def log_event(event: RequestEvent) -> None:

@@ -1,11 +1,12 @@
 """OpenTelemetry tracing: one CLIENT span per DynamoDB request, ``DynamoDB.<Operation>``.
 
 ``dm.instrument()`` (or the ``dynamodm`` entry point of ``opentelemetry-instrument``)
-adds a request listener to every session that is open or opens later (it wraps
-``Connection.open`` for those; ``dm.uninstrument()`` restores it). Each span is
-built from the session's ``dm.RequestEvent``: it carries the operation, tables,
-latency, retries, outcome, consumed capacity and request id, never item values or
-credentials, so neither can reach a span.
+adds a request hook that every session calls around each request: the span is started
+when the request starts, is the current span while it is sent (so spans of lower
+layers nest under it), gets one event per retry when it happens, and ends with the
+request's ``dm.RequestEvent``. Spans carry the operation, tables, retries, outcome,
+consumed capacity and request id, never item values or credentials.
+``dm.uninstrument()`` removes the hook.
 
 Needs ``pip install 'dynamodm[otel]'``; OpenTelemetry is imported by ``instrument()``,
 never by ``import dynamodm``.
@@ -13,20 +14,17 @@ never by ``import dynamodm``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
-import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .connection import Connection, _open
-from .observe import RequestEvent
+from .observe import RequestEvent, add_request_hook, remove_request_hook
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer, TracerProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -35,36 +33,97 @@ _OK_OUTCOMES = frozenset({"ok", "dry-run"})
 
 
 class _Tracing:
-    """What ``instrument()`` set up: the tracer, the sessions it listens to, and the
-    original ``Connection.open``."""
+    """What ``instrument()`` set up: the tracer, and the hook it added."""
 
-    def __init__(self, tracer: Tracer, original_open: Callable[..., Any]) -> None:
+    def __init__(self, tracer: Tracer) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
         self.tracer = tracer
-        self.original_open = original_open
-        self.listeners: weakref.WeakKeyDictionary[Connection, SpanListener] = (
-            weakref.WeakKeyDictionary()
+        self._trace = trace
+        self._client = SpanKind.CLIENT
+        self._status = Status
+        self._error = StatusCode.ERROR
+
+    @contextmanager
+    def hook(self, connection: Any, operation: str, tables: str | None) -> Iterator[_SpanScope]:
+        attributes: dict[str, Any] = {
+            "rpc.system": "aws-api",
+            "rpc.service": "DynamoDB",
+            "db.system.name": "aws.dynamodb",
+            "rpc.method": operation,
+            "db.operation.name": operation,
+        }
+        region = getattr(connection, "region", None)
+        if region:
+            attributes["cloud.region"] = region
+        attributes.update(_server(getattr(connection, "endpoint_url", None), region))
+        if tables:
+            names = [name.strip() for name in tables.split(",")]
+            attributes["aws.dynamodb.table_names"] = names
+            if len(names) == 1:
+                attributes["db.collection.name"] = names[0]
+        span = self.tracer.start_span(
+            f"DynamoDB.{operation}", kind=self._client, attributes=attributes
+        )
+        scope = _SpanScope(span, self)
+        with self._trace.use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            try:
+                yield scope
+            except BaseException as error:
+                scope.fail(type(error).__name__)
+                raise
+        scope.end()
+
+
+class _SpanScope:
+    """One request's span: its retries as events, its outcome at the end."""
+
+    def __init__(self, span: Span, tracing: _Tracing) -> None:
+        self.span = span
+        self.tracing = tracing
+        self.done = False
+
+    def retried(self, attempt: int, reason: str) -> None:
+        self.span.add_event(
+            "dynamodm.retry", {"dynamodm.attempt": attempt, "dynamodm.reason": reason}
         )
 
-    def attach(self, connection: Connection) -> None:
-        if connection not in self.listeners:
-            listener = SpanListener(self.tracer, connection)
-            self.listeners[connection] = listener
-            connection.add_listener(listener)
+    def finished(self, event: RequestEvent) -> None:
+        span = self.span
+        if event.request_id:
+            span.set_attribute("aws.request_id", event.request_id)
+        capacity = _capacity(event.consumed_capacity)
+        if capacity:
+            span.set_attribute("aws.dynamodb.consumed_capacity", capacity)
+        span.set_attribute("dynamodm.retries", event.retries)
+        if event.dry_run:
+            span.set_attribute("dynamodm.dry_run", True)
+        if event.outcome not in _OK_OUTCOMES:
+            self.fail(event.outcome)
+        self.end()
 
-    def detach_all(self) -> None:
-        for connection, listener in list(self.listeners.items()):
-            with contextlib.suppress(ValueError):  # the user removed it already
-                connection.remove_listener(listener)
-        self.listeners.clear()
+    def fail(self, outcome: str) -> None:
+        if not self.done:
+            self.span.set_attribute("error.type", outcome)
+            self.span.set_status(self.tracing._status(self.tracing._error, outcome))
+            self.end()
+
+    def end(self) -> None:
+        if not self.done:
+            self.done = True
+            self.span.end()
 
 
 _tracing: _Tracing | None = None
 
 
 def instrument(tracer_provider: TracerProvider | None = None) -> None:
-    """Trace every DynamoDB request of every session, open now or later, as a CLIENT
-    span on ``tracer_provider`` (default: the global one). Calling it again switches
-    to the new provider."""
+    """Trace every DynamoDB request of every session as a CLIENT span on
+    ``tracer_provider`` (default: the global one). Calling it again switches to the new
+    provider."""
     global _tracing
     from opentelemetry import trace
 
@@ -76,18 +135,8 @@ def instrument(tracer_provider: TracerProvider | None = None) -> None:
         tracer_provider=tracer_provider,
         schema_url="https://opentelemetry.io/schemas/1.30.0",
     )
-    original_open = Connection.open
-    tracing = _Tracing(tracer, original_open)
-
-    async def open_traced(self: Connection) -> Connection:
-        opened = await original_open(self)
-        tracing.attach(self)
-        return opened
-
-    Connection.open = open_traced  # type: ignore[method-assign]
-    _tracing = tracing
-    for connection in list(_open):
-        tracing.attach(connection)
+    _tracing = _Tracing(tracer)
+    add_request_hook(_tracing.hook)
 
 
 def _version() -> str | None:
@@ -98,77 +147,15 @@ def _version() -> str | None:
 
 
 def uninstrument() -> None:
-    """Stop tracing: remove the listeners ``instrument()`` added."""
+    """Stop tracing: remove the hook ``instrument()`` added."""
     global _tracing
     tracing, _tracing = _tracing, None
-    if tracing is None:
-        return
-    Connection.open = tracing.original_open  # type: ignore[method-assign]
-    tracing.detach_all()
+    if tracing is not None:
+        remove_request_hook(tracing.hook)
 
 
 def is_instrumented() -> bool:
     return _tracing is not None
-
-
-class SpanListener:
-    """A request listener that records one span per ``dm.RequestEvent`` of a session.
-
-    The event arrives when the request is over, retries included, in the caller's
-    context: the span is a child of the caller's current span, starts ``latency``
-    before the event and ends at it.
-    """
-
-    def __init__(self, tracer: Tracer, connection: Connection) -> None:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        self._tracer = tracer
-        self._client = SpanKind.CLIENT
-        self._status = Status
-        self._error = StatusCode.ERROR
-        self._common: dict[str, Any] = {
-            "rpc.system": "aws-api",
-            "rpc.service": "DynamoDB",
-            "db.system.name": "aws.dynamodb",
-        }
-        if connection.region:
-            self._common["cloud.region"] = connection.region
-        self._common.update(_server(connection.endpoint_url, connection.region))
-
-    def __call__(self, event: RequestEvent) -> None:
-        end = time.time_ns()
-        failed = event.outcome not in _OK_OUTCOMES
-        attributes = dict(self._common)
-        attributes["rpc.method"] = event.operation
-        attributes["db.operation.name"] = event.operation
-        if event.table:
-            names = [name.strip() for name in event.table.split(",")]
-            attributes["aws.dynamodb.table_names"] = names
-            if len(names) == 1:
-                attributes["db.collection.name"] = names[0]
-        if event.request_id:
-            attributes["aws.request_id"] = event.request_id
-        capacity = _capacity(event.consumed_capacity)
-        if capacity:
-            attributes["aws.dynamodb.consumed_capacity"] = capacity
-        attributes["dynamodm.retries"] = event.retries
-        if event.dry_run:
-            attributes["dynamodm.dry_run"] = True
-        if failed:
-            attributes["error.type"] = event.outcome
-        span = self._tracer.start_span(
-            f"DynamoDB.{event.operation}",
-            kind=self._client,
-            start_time=end - int(event.latency * 1e9),
-            attributes=attributes,
-        )
-        # The event reports how many retries there were, not when: each is an event at
-        # the end of the span, numbered by its attempt.
-        for attempt in range(2, event.retries + 2):
-            span.add_event("dynamodm.retry", {"dynamodm.attempt": attempt}, timestamp=end)
-        if failed:
-            span.set_status(self._status(self._error, event.outcome))
-        span.end(end_time=end)
 
 
 def _server(endpoint_url: str | None, region: str | None) -> dict[str, Any]:

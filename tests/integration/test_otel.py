@@ -166,9 +166,19 @@ async def test_retries_are_span_events(
     (put,) = _by_name(memory.get_finished_spans())["DynamoDB.PutItem"]
     assert dict(put.attributes or {})["dynamodm.retries"] == 2
     assert [(e.name, dict(e.attributes or {})) for e in put.events] == [
-        ("dynamodm.retry", {"dynamodm.attempt": 2}),
-        ("dynamodm.retry", {"dynamodm.attempt": 3}),
+        (
+            "dynamodm.retry",
+            {"dynamodm.attempt": 2, "dynamodm.reason": "ProvisionedThroughputExceededException"},
+        ),
+        (
+            "dynamodm.retry",
+            {"dynamodm.attempt": 3, "dynamodm.reason": "ProvisionedThroughputExceededException"},
+        ),
     ]
+    # Each retry is an event at the time it happened, within the span.
+    times = [e.timestamp for e in put.events]
+    assert put.start_time is not None and put.end_time is not None
+    assert put.start_time < times[0] < times[1] < put.end_time
     assert put.status.status_code == StatusCode.UNSET
     _no_values(memory.get_finished_spans())
 
@@ -233,3 +243,22 @@ async def test_the_instrumentor_entry_point(db: dm.Session) -> None:
         instrumentor.uninstrument()
     assert not dm.otel.is_instrumented()
     assert set(_children(memory, probe)) == {"DynamoDB.ListTables"}
+
+
+async def test_the_span_is_current_while_the_request_runs(
+    db: dm.Session, exporter: tuple[InMemorySpanExporter, TracerProvider]
+) -> None:
+    """Spans of lower layers (an HTTP client's instrumentation) nest under the request's."""
+    from opentelemetry import trace
+
+    await db.create_tables(Note)
+    seen: list[str] = []
+
+    def current(event: dm.RequestEvent) -> None:
+        span = trace.get_current_span()
+        seen.append(getattr(span, "name", ""))
+
+    db.add_listener(current)
+    await Note.get_or_none("missing")
+    db.remove_listener(current)
+    assert seen == ["DynamoDB.GetItem"]
