@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import enum
 import types
 import typing
@@ -594,6 +595,8 @@ class ModelCodec(Codec):
         self.by_attribute: dict[str, FieldSpec] = {}
         self.decoders: dict[str, Callable[[AttributeValue], Any]] = {}
         self.empty_sets: list[str] = []
+        # Set by the model's compilation when its instances may skip Pydantic's validation.
+        self.exact: ExactLoader | None = None
 
     def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
         for name, info in self.cls.model_fields.items():
@@ -670,6 +673,377 @@ class ModelCodec(Codec):
     def field_attribute(self, name: str) -> str | None:
         spec = self.by_name.get(name)
         return spec.attribute if spec else None
+
+
+# ---------------------------------------------------------------- exact loading
+
+
+class Mismatch(Exception):
+    """A stored value the exact decoders do not take as it is: full validation decides."""
+
+
+ExactDecoder = Callable[[AttributeValue], Any]
+
+# What a missing attribute becomes: required (full validation reports it), a default
+# shared as Pydantic shares hashable ones, a default copied as Pydantic copies the others,
+# a default factory, or an empty set (a missing set attribute reads back empty).
+_REQUIRED, _SHARED, _COPIED, _FACTORY, _EMPTY_SET = range(5)
+
+_CONFIG_TRANSFORMS = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper")
+_CONFIG_LIMITS = ("str_min_length", "str_max_length")
+
+
+class ExactField:
+    """One field of an exact loader: where it is stored, how it decodes (inline for the
+    scalar types, else ``decode``), and what a missing attribute becomes."""
+
+    __slots__ = ("attribute", "decode", "default", "missing", "name", "nullable", "scalar")
+
+    def __init__(
+        self, name: str, attribute: str, annotation: Any, missing: int, default: Any
+    ) -> None:
+        self.name = name
+        self.attribute = attribute
+        self.missing = missing
+        self.default = default
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        self.nullable = typing.get_origin(annotation) in (Union, types.UnionType)
+        inner = members[0] if self.nullable and len(members) == 1 else annotation
+        self.scalar: str | None = _INLINE.get(inner) if _hashable(inner) else None
+        self.decode = _exact_decoder(annotation)
+
+
+class ExactLoader:
+    """Builds instances of a model class straight from stored attributes, compiled when
+    every field's exact decoder yields the very value Pydantic's validation would keep (and
+    no validator, constraint or hook could change or refuse it). A value of another kind
+    raises ``Mismatch``: the caller then decodes and validates the item in full.
+
+    The builder is generated Python source, one block per field (as dataclasses generate
+    ``__init__``): a loop calling a decoder per field costs more than Pydantic's own
+    validation, which runs in Rust."""
+
+    __slots__ = ("build", "by_attribute", "cls")
+
+    def __init__(self, cls: type[BaseModel], fields: list[ExactField]) -> None:
+        self.cls = cls
+        self.by_attribute = frozenset(f.attribute for f in fields)
+        self.build: Callable[[Item], tuple[BaseModel, int]] = _generate(cls, fields)
+
+    def load(self, item: Item) -> tuple[BaseModel, Item]:
+        """The instance, and the attributes the model does not declare."""
+        instance, found = self.build(item)
+        if found == len(item):
+            return instance, {}
+        declared = self.by_attribute
+        return instance, {k: v for k, v in item.items() if k not in declared}
+
+    def decode(self, av: AttributeValue) -> BaseModel:
+        """A nested model from its M value (attributes it does not declare are dropped,
+        as its full decoding drops them)."""
+        attributes = av.get("M")
+        if type(attributes) is not dict:
+            raise Mismatch("M")
+        return self.build(attributes)[0]
+
+
+# Inline decoding of a scalar AttributeValue ``a`` into ``{v}``.
+_INLINE_SOURCE = {
+    "str": ["{v} = a.get('S')", "if {v}.__class__ is not str:", "    raise _M('S')"],
+    "bytes": ["{v} = a.get('B')", "if {v}.__class__ is not bytes:", "    raise _M('B')"],
+    "int": [
+        "try:",
+        "    {v} = int(a['N'])",
+        "except (KeyError, ValueError, TypeError):",
+        "    raise _M('N') from None",
+    ],
+    "float": [
+        "try:",
+        "    {v} = float(a['N'])",
+        "except (KeyError, ValueError, TypeError):",
+        "    raise _M('N') from None",
+        "if {v} - {v} != 0.0:",  # infinity or NaN: the model's allow_inf_nan decides
+        "    raise _M('N')",
+    ],
+    "bool": [
+        "{v} = a.get('BOOL')",
+        "if {v} is not True and {v} is not False:",
+        "    {v} = _bool(a)",
+    ],
+}
+_INLINE: dict[Any, str] = {str: "str", bytes: "bytes", int: "int", float: "float", bool: "bool"}
+
+
+def _generate(cls: type[BaseModel], fields: list[ExactField]) -> Any:
+    names = [f.name for f in fields]
+    namespace: dict[str, Any] = {
+        "_M": Mismatch,
+        "_new": cls.__new__,
+        "_cls": cls,
+        "_set": object.__setattr__,
+        "_all": frozenset(names),
+        "_bool": _exact_bool,
+        "_deepcopy": copy.deepcopy,
+    }
+    lines = ["def build(item):", f"    found = {len(fields)}", "    unset = []"]
+    for i, field in enumerate(fields):
+        v = f"v{i}"
+        namespace[f"_d{i}"] = field.decode
+        namespace[f"_f{i}"] = field.default
+        lines += [f"    a = item.get({field.attribute!r})", "    if a is None:"]
+        if field.missing == _REQUIRED:
+            lines.append(f"        raise _M({field.attribute!r})")
+        else:
+            lines.append("        found -= 1")
+            if field.missing != _EMPTY_SET:  # an empty set read back counts as set
+                lines.append(f"        unset.append({field.name!r})")
+            value = {_SHARED: "_f{i}", _COPIED: "_deepcopy(_f{i})"}.get(field.missing, "_f{i}()")
+            lines.append(f"        {v} = {value.format(i=i)}")
+        lines.append("    else:")
+        if field.scalar is None:
+            body = [f"{v} = _d{i}(a)"]
+        else:
+            body = [line.format(v=v) for line in _INLINE_SOURCE[field.scalar]]
+            if field.nullable:
+                body = ["if 'NULL' in a:", f"    {v} = None", "else:"] + [
+                    "    " + line for line in body
+                ]
+        lines += ["        " + line for line in body]
+    values = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    extra = "{}" if cls.model_config.get("extra") == "allow" else "None"
+    lines += [
+        "    instance = _new(_cls)",
+        f"    _set(instance, '__dict__', {{{values}}})",
+        "    fields_set = set(_all)",
+        "    if unset:",
+        "        fields_set.difference_update(unset)",
+        "    _set(instance, '__pydantic_fields_set__', fields_set)",
+        # Validation sees the declared fields only: it leaves __pydantic_extra__ empty
+        # when the model allows extra fields, and None otherwise.
+        f"    _set(instance, '__pydantic_extra__', {extra})",
+        "    _set(instance, '__pydantic_private__', None)",
+        "    return instance, found",
+    ]
+    code = compile("\n".join(lines), f"<dynamodm exact loader of {cls.__qualname__}>", "exec")
+    exec(code, namespace)
+    return namespace["build"]
+
+
+def exact_loader(
+    cls: type[BaseModel], codec: ModelCodec, inert: Callable[[Any], bool] | None = None
+) -> ExactLoader | None:
+    """The exact loader of a model class, or None when its instances need Pydantic's
+    validation. ``inert``: field metadata that neither validates nor changes a value (the
+    library's key markers)."""
+    if not _plain_model(cls):
+        return None
+    fields: list[ExactField] = []
+    empty_sets = set(codec.empty_sets)
+    for spec in codec.fields:
+        info = cls.model_fields[spec.name]
+        if any(not (inert is not None and inert(m)) for m in info.metadata):
+            return None
+        if info.validate_default or info.default_factory_takes_validated_data:
+            return None
+        if info.validation_alias is not None and info.validation_alias != spec.attribute:
+            return None
+        missing: int
+        default: Any = None
+        if spec.attribute in empty_sets:
+            missing = _EMPTY_SET
+            default = _empty_set_of(info.annotation)
+        elif info.is_required():
+            missing = _REQUIRED
+        elif info.default_factory is not None:
+            missing, default = _FACTORY, info.default_factory
+        else:
+            default = info.default
+            missing = _SHARED if _hashable(default) else _COPIED
+        field = ExactField(spec.name, spec.attribute, info.annotation, missing, default)
+        if field.decode is None:
+            return None
+        fields.append(field)
+    return ExactLoader(cls, fields)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _empty_set_of(annotation: Any) -> type:
+    """set or frozenset: what Pydantic makes of the empty set a missing attribute reads as."""
+    members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (Union, types.UnionType) and len(members) == 1:
+        annotation = members[0]
+    return frozenset if typing.get_origin(annotation) is frozenset else set
+
+
+def _plain_model(cls: type[BaseModel]) -> bool:
+    """Whether validating ``cls`` does no more than check its fields' types: no
+    validators, post-init, private attributes, custom schema or value-changing config."""
+    config = cls.model_config
+    decorators = cls.__pydantic_decorators__
+    return (
+        cls.__pydantic_complete__
+        and not cls.__pydantic_root_model__
+        and not cls.__pydantic_post_init__
+        and not cls.__private_attributes__
+        and not decorators.validators
+        and not decorators.field_validators
+        and not decorators.root_validators
+        and not decorators.model_validators
+        and getattr(cls.model_validate, "__func__", None) is _MODEL_VALIDATE
+        and getattr(cls.__get_pydantic_core_schema__, "__func__", None) is _CORE_SCHEMA
+        and config.get("validate_by_alias", True) is not False
+        and not config.get("validate_default")
+        and not any(config.get(option) for option in _CONFIG_TRANSFORMS)
+        and all(config.get(option) in (None, 0) for option in _CONFIG_LIMITS)
+    )
+
+
+_MODEL_VALIDATE = BaseModel.model_validate.__func__  # type: ignore[attr-defined]
+_CORE_SCHEMA = BaseModel.__get_pydantic_core_schema__.__func__  # type: ignore[attr-defined]
+
+
+def _exact_str(av: AttributeValue) -> Any:
+    value = av.get("S")
+    if type(value) is not str:
+        raise Mismatch("S")
+    return value
+
+
+def _exact_int(av: AttributeValue) -> Any:
+    try:
+        return int(av["N"])
+    except (KeyError, ValueError, TypeError):
+        raise Mismatch("N") from None
+
+
+def _exact_float(av: AttributeValue) -> Any:
+    try:
+        value = float(av["N"])
+    except (KeyError, ValueError, TypeError):
+        raise Mismatch("N") from None
+    if value - value != 0.0:  # infinity or NaN: the model's allow_inf_nan decides
+        raise Mismatch("N")
+    return value
+
+
+def _exact_bool(av: AttributeValue) -> Any:
+    value = av.get("BOOL")
+    if value is True or value is False:
+        return value
+    if "N" in av:  # an index key: N 0 or 1, read as the bool decoder reads it
+        return av["N"] != "0"
+    raise Mismatch("BOOL")
+
+
+def _exact_bytes(av: AttributeValue) -> Any:
+    value = av.get("B")
+    if type(value) is not bytes:
+        raise Mismatch("B")
+    return value
+
+
+_EXACT_SCALARS: dict[Any, ExactDecoder] = {
+    str: _exact_str,
+    int: _exact_int,
+    float: _exact_float,
+    bool: _exact_bool,
+    bytes: _exact_bytes,
+    Any: decode_any,  # Pydantic keeps whatever an Any field is given
+}
+_SET_KINDS: dict[Any, str] = {str: "SS", int: "NS", float: "NS", bytes: "BS"}
+_EXACT_IN_PROGRESS: set[type[BaseModel]] = set()
+_EXACT_MODELS: dict[type[BaseModel], ExactLoader | None] = {}
+
+
+def _exact_decoder(tp: Any) -> ExactDecoder | None:
+    """The exact decoder of a declared type, or None when only validation can tell the
+    value (constraints, coercions, enums, datetimes, unions of several types...)."""
+    scalar = _EXACT_SCALARS.get(tp) if _hashable(tp) else None  # Annotated may be unhashable
+    if scalar is not None:
+        return scalar
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if len(members) != 1 or len(args) != 2:
+            return None
+        inner = _exact_decoder(members[0])
+        return None if inner is None else _nullable(inner)
+    if origin is list and len(args) == 1:
+        element = _exact_decoder(args[0])
+        return None if element is None else _exact_list(element)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        value = _exact_decoder(args[1])
+        return None if value is None else _exact_map(value)
+    if origin in (set, frozenset) and len(args) == 1 and _exact_decoder(args[0]) is not None:
+        kind = _SET_KINDS.get(args[0])
+        return None if kind is None else _exact_set(kind, _EXACT_SCALARS[args[0]], origin)
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and origin is None:
+        loader = _exact_model(tp)
+        return None if loader is None else loader.decode
+    return None
+
+
+def _exact_model(cls: type[BaseModel]) -> ExactLoader | None:
+    """The exact loader of a nested model class (once per class; a model that contains
+    itself keeps full validation)."""
+    if cls in _EXACT_MODELS:
+        return _EXACT_MODELS[cls]
+    if cls in _EXACT_IN_PROGRESS:
+        return None
+    _EXACT_IN_PROGRESS.add(cls)
+    try:
+        loader = exact_loader(cls, model_codec(cls))
+    finally:
+        _EXACT_IN_PROGRESS.discard(cls)
+    _EXACT_MODELS[cls] = loader
+    return loader
+
+
+def _nullable(inner: ExactDecoder) -> ExactDecoder:
+    def decode(av: AttributeValue) -> Any:
+        return None if "NULL" in av else inner(av)
+
+    return decode
+
+
+def _exact_list(element: ExactDecoder) -> ExactDecoder:
+    def decode(av: AttributeValue) -> Any:
+        values = av.get("L")
+        if type(values) is not list:
+            raise Mismatch("L")
+        return [element(v) for v in values]
+
+    return decode
+
+
+def _exact_map(value: ExactDecoder) -> ExactDecoder:
+    def decode(av: AttributeValue) -> Any:
+        values = av.get("M")
+        if type(values) is not dict:
+            raise Mismatch("M")
+        return {k: value(v) for k, v in values.items()}
+
+    return decode
+
+
+def _exact_set(kind: str, element: ExactDecoder, container: type) -> ExactDecoder:
+    scalar = {"SS": "S", "NS": "N", "BS": "B"}[kind]
+
+    def decode(av: AttributeValue) -> Any:
+        values = av.get(kind)
+        if type(values) is not list:
+            raise Mismatch(kind)
+        return container(element({scalar: v}) for v in values)
+
+    return decode
 
 
 _MODEL_CODECS: dict[type[BaseModel], ModelCodec] = {}
@@ -856,19 +1230,29 @@ def _number_size(text: str) -> int:
 def check_nesting(av: AttributeValue, what: str, above: int = 0) -> None:
     """Refuse a value nested deeper than DynamoDB allows; ``above`` is how many levels
     the path it is stored under adds (0 for a top-level attribute)."""
-    stack = [(av, above + 1)]
-    while stack:
-        value, level = stack.pop()
-        if level > MAX_NESTING:
-            raise EncodeError(
-                f"{what} is nested more than {MAX_NESTING} levels deep, which DynamoDB "
-                "refuses; flatten the structure or store it as a JSON string"
-            )
-        for kind, raw in value.items():
-            if kind == "M":
-                stack.extend((child, level + 1) for child in raw.values())
-            elif kind == "L":
-                stack.extend((child, level + 1) for child in raw)
+    if above + 1 > MAX_NESTING or not _nesting_fits(av, above + 1):
+        raise EncodeError(
+            f"{what} is nested more than {MAX_NESTING} levels deep, which DynamoDB "
+            "refuses; flatten the structure or store it as a JSON string"
+        )
+
+
+def _nesting_fits(av: AttributeValue, level: int) -> bool:
+    """Whether no value inside ``av`` (at ``level``) lies deeper than MAX_NESTING. Only
+    lists and maps are descended into: a scalar member costs one membership test."""
+    for kind, raw in av.items():
+        if kind == "M":
+            children = raw.values()
+        elif kind == "L":
+            children = raw
+        else:
+            continue
+        if level >= MAX_NESTING and children:
+            return False
+        for child in children:
+            if ("M" in child or "L" in child) and not _nesting_fits(child, level + 1):
+                return False
+    return True
 
 
 def _json_bytes_default(value: Any) -> str:

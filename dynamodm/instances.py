@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .codec import AttributeValue, Item, encode_any
+from .codec import AttributeValue, ExactLoader, Item, Mismatch, encode_any
 from .errors import ItemInvalid
 from .migrations import VERSION_ATTRIBUTE, stored_version, upgrade
 
@@ -34,11 +34,14 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
     codec = model.__dm_codec__
     version = model.__dm_schema_version__
     read = stored_version(item) if version is not None else None
+    instance: M | None = None
     if read is not None and version is not None and read < version:
         data, extra = _migrated(model, item, read)
     else:
-        data, extra = codec.decode_fields(item, partial=partial)
-    if partial:
+        instance, extra = (None, {}) if partial else _exact(codec.exact, item)
+        if instance is None:
+            data, extra = codec.decode_fields(item, partial=partial)
+    if instance is None and partial:
         # Fields not loaded stay unset (reading one raises AttributeError); each loaded
         # value is validated on assignment.
         instance = model.model_construct()
@@ -50,7 +53,7 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
         for name in [n for n in instance.__dict__ if n not in loaded]:
             del instance.__dict__[name]  # not loaded: reading it raises AttributeError
         set_state(instance, "_dm_partial", True)
-    else:
+    elif instance is None:
         instance = model.model_validate(data)
     computed = model.__dm_schema__.computed_attributes
     if computed and extra:
@@ -71,6 +74,18 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
         for name in model.__dm_hooks__.get(("after", "load"), ()):
             getattr(instance, name)()
     return instance
+
+
+def _exact(loader: ExactLoader | None, item: Item) -> tuple[Any, Item]:
+    """The instance built by the model's exact loader and the undeclared attributes, or
+    (None, {}) when the model needs validation or the item holds a value of another kind
+    than its field's (full decoding and validation then coerce it or refuse it)."""
+    if loader is None:
+        return None, {}
+    try:
+        return loader.load(item)
+    except Mismatch:
+        return None, {}
 
 
 def _migrated(model: type[Model], item: Item, read: int) -> tuple[dict[str, Any], Item]:

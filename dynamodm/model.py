@@ -15,7 +15,15 @@ from pydantic._internal._model_construction import ModelMetaclass, build_lenient
 from pydantic._internal._typing_extra import parent_frame_namespace
 
 from . import hooks
-from .codec import BOOL_KEY, EPOCH_SECONDS, Codec, ModelCodec, _Nullable, utcnow
+from .codec import (
+    BOOL_KEY,
+    EPOCH_SECONDS,
+    Codec,
+    ModelCodec,
+    _Nullable,
+    exact_loader,
+    utcnow,
+)
 from .errors import InvalidModel
 from .expressions import Action, ConditionLike, Path, _strip
 from .migrations import Migration
@@ -129,6 +137,7 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
         elif field_name in index_keys and _strip(info.annotation) is bool:
             overrides[field_name] = _Nullable(BOOL_KEY) if _optional(info.annotation) else BOOL_KEY
     codec.compile(overrides)
+    codec.exact = exact_loader(cls, codec, inert=_inert)
 
     key_types = {spec.name: spec.codec.key_type for spec in codec.fields}
     attribute_names = {spec.name: spec.attribute for spec in codec.fields}
@@ -156,6 +165,12 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
     cls.__dm_schema_version__ = version
     cls.__dm_migrations__ = {}
     owner.register(cls)
+
+
+def _inert(metadata: Any) -> bool:
+    """Field metadata that neither validates nor changes a loaded value: the key and version
+    markers (TTL's marker converts epoch seconds, so a TTL field keeps validation)."""
+    return isinstance(metadata, Marker) and not hasattr(metadata, "__get_pydantic_core_schema__")
 
 
 # ---------------------------------------------------------------- inheritance

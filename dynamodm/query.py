@@ -472,10 +472,12 @@ class Query(Generic[M]):
 
     async def __aiter__(self) -> AsyncIterator[M]:
         session = self.session()
-        async for item in self._items(session):
-            instance = self._load(session, item)
-            if instance is not None:
-                yield instance
+        # Page by page: one generator step per page, not per item.
+        async for page in self._item_pages(session):
+            for item in page:
+                instance = self._load(session, item)
+                if instance is not None:
+                    yield instance
 
     def raw(self) -> AsyncIterator[Item]:
         """The matching items as DynamoDB returns them (AttributeValues, every attribute),
@@ -483,20 +485,27 @@ class Query(Generic[M]):
         return self._items(self.session())
 
     async def _items(self, session: Connection) -> AsyncIterator[Item]:
-        if self.segments > 1:
-            async for item in self._parallel_scan(session):
+        async for page in self._item_pages(session):
+            for item in page:
                 yield item
+
+    async def _item_pages(self, session: Connection) -> AsyncIterator[list[Item]]:
+        """The matching items, a page at a time, cut at ``limit``."""
+        if self.segments > 1:
+            async for page in self._parallel_scan(session):
+                yield page
             return
         remaining = self.limit
         async for page, _last in self._pages(session, self._base(session), remaining):
-            for raw in page:
-                yield raw
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining == 0:
-                        return
+            if remaining is not None:
+                page = page[:remaining]
+                remaining -= len(page)
+            if page:
+                yield page
+            if remaining == 0:
+                return
 
-    async def _parallel_scan(self, session: Connection) -> AsyncIterator[Item]:
+    async def _parallel_scan(self, session: Connection) -> AsyncIterator[list[Item]]:
         queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(_SCAN_QUEUE)
 
         async def segment(number: int) -> None:
@@ -523,12 +532,12 @@ class Query(Generic[M]):
                     continue
                 if isinstance(got, BaseException):
                     raise got
-                for item in got:
-                    yield item
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining == 0:
-                            return
+                if remaining is not None:
+                    got = got[:remaining]
+                    remaining -= len(got)
+                yield got
+                if remaining == 0:
+                    return
         finally:
             for task in tasks:
                 task.cancel()

@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, SecretStr
 
 import dynamodm as dm
 from dynamodm import GlobalIndex, HashKey, Model
-from dynamodm.codec import Item, encode_float, item_size
+from dynamodm.codec import MAX_NESTING, EncodeError, Item, check_nesting, encode_float, item_size
 
 REGISTRY = dm.Registry("unit-codec-properties")
 PROPERTY = settings(max_examples=200, deadline=None)
@@ -434,3 +435,52 @@ def test_whole_items_round_trip(values: dict[str, Any]) -> None:
         if expected[name] is not None:
             expected[name] = as_utc(expected[name])
     assert round_trip(instance).model_dump() == expected
+
+
+# ---------------------------------------------------------------- nesting
+
+
+def attribute_values(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    scalars = st.sampled_from([{"S": "a"}, {"N": "1"}, {"BOOL": True}, {"NULL": True}])
+    empty = st.sampled_from([{"L": []}, {"M": {}}])
+    if depth == 0:
+        return scalars | empty
+    children = attribute_values(depth - 1)
+    return st.one_of(
+        scalars,
+        empty,
+        st.lists(children, min_size=1, max_size=2).map(lambda values: {"L": values}),
+        st.dictionaries(key_texts, children, min_size=1, max_size=2).map(
+            lambda values: {"M": values}
+        ),
+    )
+
+
+def chains(levels: int, leaf: dict[str, Any]) -> dict[str, Any]:
+    value = leaf
+    for level in range(levels - 1):
+        value = {"L": [value]} if level % 2 else {"M": {"k": value}}
+    return value
+
+
+def levels(av: dict[str, Any]) -> int:
+    """How many levels a value spans, itself the first."""
+    ((kind, raw),) = av.items()
+    members = raw.values() if kind == "M" else raw if kind == "L" else []
+    return 1 + max((levels(m) for m in members), default=0)
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        attribute_values(6),
+        st.builds(chains, st.integers(1, 40), attribute_values(2)),
+    ),
+    st.sampled_from([0, 1, 5, MAX_NESTING - 2, MAX_NESTING - 1, MAX_NESTING]),
+)
+def test_nesting_is_refused_exactly_past_32_levels(av: dict[str, Any], above: int) -> None:
+    if above + levels(av) > MAX_NESTING:
+        with pytest.raises(EncodeError, match="nested more than 32 levels"):
+            check_nesting(av, "the value", above)
+    else:
+        check_nesting(av, "the value", above)

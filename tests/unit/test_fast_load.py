@@ -1,0 +1,428 @@
+"""Exact loading: models whose fields the decoders produce as they are skip Pydantic's
+second pass, and give the instances full validation gives; anything else is validated."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+import dynamodm as dm
+from dynamodm import GlobalIndex, HashKey, Model, RangeKey
+from dynamodm.codec import Item, Mismatch
+from dynamodm.instances import load_checked
+
+REGISTRY = dm.Registry("unit-fast-load")
+PROPERTY = settings(max_examples=200, deadline=None)
+
+
+class Leaf(BaseModel):
+    label: str = Field(alias="the-label")
+    weight: float | None = None
+    tags: list[str] = []
+
+
+class Fast(Model):
+    """Every row of the type table the exact decoders take as it is."""
+
+    class Meta:
+        table = "fast"
+        registry = REGISTRY
+        indexes = (GlobalIndex("ActiveIndex", hash_key="active"),)
+
+    id: Annotated[str, HashKey]
+    sort: Annotated[int, RangeKey] = 0
+    text: str = ""
+    renamed: str = Field(default="", alias="stored-as")
+    count: int = 0
+    ratio: float = 0.0
+    done: bool = False
+    active: bool = False  # an index key: stored as N 0/1
+    blob: bytes = b""
+    maybe_none: int | None = None
+    maybe_five: int | None = 5
+    maybe_text: str | None = "x"
+    names: set[str] = set()
+    counts: frozenset[int] = frozenset()
+    ratios: set[float] = set()
+    blobs: set[bytes] = set()
+    maybe_names: set[str] | None = None
+    numbers: list[int] = []
+    holes: list[str | None] = []
+    scores: dict[str, float] = {}
+    document: dict[str, Any] = {}
+    anything: Any = None
+    leaf: Leaf | None = None
+    leaves: list[Leaf] = Field(default_factory=list)
+    version: Annotated[int, dm.Version] = 0
+
+
+def full(model: type[Model], item: Item) -> Any:
+    """What full decoding and validation make of ``item`` (the exact loader switched off)."""
+    codec = model.__dm_codec__
+    exact, codec.exact = codec.exact, None
+    try:
+        return load_checked(model, item)
+    finally:
+        codec.exact = exact
+
+
+def state(value: Any) -> Any:
+    """Everything an instance holds, types included (1 is not 1.0 nor True; set is not
+    frozenset; a nested model's fields set counts)."""
+    if isinstance(value, BaseModel):
+        return (
+            type(value),
+            [(k, state(v)) for k, v in value.__dict__.items()],
+            value.model_fields_set,
+            value.__pydantic_extra__,
+            value.__pydantic_private__,
+        )
+    if isinstance(value, list):
+        return [state(v) for v in value]
+    if isinstance(value, dict):
+        return [(k, state(v)) for k, v in value.items()]
+    if isinstance(value, set | frozenset):
+        return (type(value), sorted(repr(v) for v in value))
+    return (type(value), repr(value))
+
+
+def outcome(model: type[Model], item: Item, *, exact: bool) -> Any:
+    try:
+        instance = load_checked(model, item) if exact else full(model, item)
+    except dm.ItemInvalid as error:
+        return ("invalid", error.fields, error.key)
+    return state(instance)
+
+
+def assert_same(item: Item) -> Any:
+    built = outcome(Fast, item, exact=True)
+    assert built == outcome(Fast, item, exact=False)
+    return built
+
+
+def test_a_model_of_plain_fields_compiles_an_exact_loader() -> None:
+    assert Fast.__dm_codec__.exact is not None
+
+
+# ---------------------------------------------------------------- strategies
+
+ints = st.integers(-(10**38) + 1, 10**38 - 1)
+magnitudes = st.floats(min_value=1e-130, max_value=9.999999999999998e125)
+floats = st.one_of(st.just(0.0), st.just(-0.0), magnitudes, magnitudes.map(lambda f: -f))
+texts = st.text()
+json_leaves = st.one_of(st.none(), st.booleans(), ints, floats, texts, st.binary(max_size=8))
+documents = st.dictionaries(
+    st.text(max_size=6),
+    st.recursive(
+        json_leaves,
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children),
+        max_leaves=10,
+    ),
+    max_size=4,
+)
+leaves = st.builds(
+    lambda label, weight, tags: Leaf.model_validate(
+        {"the-label": label, "weight": weight, "tags": tags}
+    ),
+    texts,
+    st.none() | floats,
+    st.lists(texts, max_size=3),
+)
+instances = st.builds(
+    lambda **values: Fast.model_validate(values),
+    id=texts.filter(bool),
+    sort=ints,
+    text=texts,
+    **{"stored-as": texts},
+    count=ints,
+    ratio=floats,
+    done=st.booleans(),
+    active=st.booleans(),
+    blob=st.binary(),
+    maybe_none=st.none() | ints,
+    maybe_five=st.none() | ints,
+    maybe_text=st.none() | texts,
+    names=st.sets(texts),
+    counts=st.frozensets(ints),
+    ratios=st.sets(floats),
+    blobs=st.sets(st.binary()),
+    maybe_names=st.none() | st.sets(texts, min_size=1),
+    numbers=st.lists(ints, max_size=4),
+    holes=st.lists(st.none() | texts, max_size=4),
+    scores=st.dictionaries(texts, floats, max_size=3),
+    document=documents,
+    anything=json_leaves,
+    leaf=st.none() | leaves,
+    leaves=st.lists(leaves, max_size=2),
+    version=ints,
+)
+
+
+def stored(instance: Fast) -> Item:
+    return Fast.__dm_codec__.encode_fields(instance)
+
+
+# ---------------------------------------------------------------- equal instances
+
+
+@PROPERTY
+@given(instances)
+def test_every_row_loads_as_full_validation_loads_it(instance: Fast) -> None:
+    item = stored(instance)
+    built = assert_same(item)
+    assert built != ("invalid",)
+    assert load_checked(Fast, item) == instance
+
+
+@PROPERTY
+@given(instances, st.data())
+def test_missing_attributes_take_the_defaults_validation_gives(
+    instance: Fast, data: st.DataObject
+) -> None:
+    item = stored(instance)
+    dropped = data.draw(st.sets(st.sampled_from(sorted(item))))
+    assert_same({k: v for k, v in item.items() if k not in dropped})
+
+
+@PROPERTY
+@given(instances, st.dictionaries(st.text(min_size=1), st.just({"S": "kept aside"})))
+def test_undeclared_attributes_are_kept_aside_as_validation_keeps_them(
+    instance: Fast, extra: Item
+) -> None:
+    item = {**extra, **stored(instance)}
+    assert_same(item)
+    loaded = load_checked(Fast, item)
+    assert loaded.extra_attributes == {k: v for k, v in extra.items() if k not in stored(instance)}
+
+
+# ---------------------------------------------------------------- mismatches
+
+other_kinds = st.sampled_from(
+    [
+        {"S": "x"},
+        {"S": ""},
+        {"S": "5"},
+        {"S": "true"},
+        {"N": "5"},
+        {"N": "0"},
+        {"N": "-1.5"},
+        {"N": "1e400"},
+        {"N": "1E+3"},
+        {"N": "12345678901234567890123456789"},
+        {"BOOL": True},
+        {"BOOL": False},
+        {"NULL": True},
+        {"B": b"x"},
+        {"L": []},
+        {"L": [{"S": "a"}, {"NULL": True}]},
+        {"L": [{"N": "1"}]},
+        {"L": [{"M": {"the-label": {"S": "a"}}}]},
+        {"L": [{"M": {"the-label": {"N": "1"}}}]},
+        {"M": {}},
+        {"M": {"the-label": {"S": "a"}, "weight": {"S": "heavy"}}},
+        {"M": {"the-label": {"S": "a"}, "unknown": {"S": "b"}}},
+        {"M": {"a": {"N": "1.5"}, "b": {"S": "c"}}},
+        {"SS": ["a", "b"]},
+        {"NS": ["1", "2.5"]},
+        {"NS": ["1", "2"]},
+        {"BS": [b"a"]},
+    ]
+)
+
+
+@PROPERTY
+@given(instances, st.data(), other_kinds)
+def test_a_value_of_another_kind_is_coerced_or_refused_as_validation_does(
+    instance: Fast, data: st.DataObject, value: dict[str, Any]
+) -> None:
+    item = stored(instance)
+    attribute = data.draw(st.sampled_from([s.attribute for s in Fast.__dm_codec__.fields]))
+    item[attribute] = value
+    assert_same(item)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("count", {"S": "many"}),
+        ("ratio", {"N": "1e400"}),  # infinity: the model refuses it
+        ("done", {"S": "maybe"}),
+        ("text", {"NULL": True}),
+        ("numbers", {"L": [{"NULL": True}]}),
+        ("leaf", {"M": {"weight": {"N": "1"}}}),  # the leaf's label is missing
+        ("names", {"NS": ["1"]}),
+    ],
+)
+def test_a_drifted_item_is_refused_with_item_invalid(attribute: str, value: dict[str, Any]) -> None:
+    item = {**stored(Fast(id="f-1")), attribute: value}
+    loader = Fast.__dm_codec__.exact
+    assert loader is not None
+    with pytest.raises(Mismatch):
+        loader.load(item)
+    with pytest.raises(dm.ItemInvalid) as caught:
+        load_checked(Fast, item)
+    assert caught.value.fields == (attribute,)
+    assert caught.value.key == {"id": {"S": "f-1"}, "sort": {"N": "0"}}
+
+
+def test_a_value_validation_coerces_is_coerced() -> None:
+    item = {**stored(Fast(id="f-1")), "count": {"S": "42"}, "ratio": {"N": "7"}}
+    loaded = load_checked(Fast, item)
+    assert loaded.count == 42
+    assert type(loaded.ratio) is float
+
+
+def test_mutable_defaults_are_not_shared_between_instances() -> None:
+    first = load_checked(Fast, {"id": {"S": "a"}})
+    second = load_checked(Fast, {"id": {"S": "a"}})
+    assert first.numbers == second.numbers == []
+    assert first.numbers is not second.numbers
+    assert first.leaves is not second.leaves
+    assert (
+        first.model_fields_set
+        == second.model_fields_set
+        == {
+            "id",
+            "names",
+            "counts",
+            "ratios",
+            "blobs",
+        }
+    )
+
+
+def test_after_load_hooks_and_library_state_are_kept() -> None:
+    calls: list[str] = []
+
+    class Hooked(Model):
+        class Meta:
+            table = "hooked"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+
+        @dm.after("load")
+        def loaded(self) -> None:
+            calls.append(self.id)
+
+    assert Hooked.__dm_codec__.exact is not None
+    item = {"id": {"S": "h-1"}, "other": {"N": "1"}}
+    instance = load_checked(Hooked, item)
+    assert calls == ["h-1"]
+    assert instance.extra_attributes == {"other": {"N": "1"}}
+    assert instance._dm_stored is item
+
+
+# ---------------------------------------------------------------- what keeps validation
+
+
+class Shouting(BaseModel):
+    word: str
+
+    @field_validator("word")
+    @classmethod
+    def upper(cls, value: str) -> str:
+        return value.upper()
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+def _model(name: str, annotation: Any, default: Any = ..., **config: Any) -> type[Model]:
+    namespace: dict[str, Any] = {
+        "__annotations__": {"id": Annotated[str, HashKey], "value": annotation},
+        "Meta": type("Meta", (), {"table": name, "registry": REGISTRY}),
+        "__module__": __name__,
+    }
+    if default is not ...:
+        namespace["value"] = default
+    if config:
+        namespace["model_config"] = ConfigDict(**config)  # type: ignore[typeddict-item]
+    return type(name, (Model,), namespace)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        _model("constrained", Annotated[str, Field(max_length=3)], ""),
+        _model("constrained_element", list[Annotated[int, Field(gt=0)]], []),
+        _model("stripped", str, "", str_strip_whitespace=True),
+        _model("strict", int, 0, strict=True),
+        _model("validating_default", int, 0, validate_default=True),
+        _model("timestamped", datetime, datetime(2000, 1, 1)),
+        _model("decimal", Decimal, Decimal(0)),
+        _model("enumerated", Color, Color.RED),
+        _model("union", int | str, 0),
+        _model("tuple", tuple[int, int], (0, 0)),
+        _model("expiring", Annotated[int | None, dm.TTL], None),
+        _model("validated_nested", Shouting | None, None),
+        _model("aliased", str, Field(default="", validation_alias="elsewhere")),
+    ],
+    ids=lambda model: model.__name__,
+)
+def test_models_whose_validation_could_change_a_value_keep_it(model: type[Model]) -> None:
+    assert model.__dm_codec__.exact is None
+
+
+def test_validators_private_attributes_and_self_nesting_keep_validation() -> None:
+    class Validated(Model):
+        class Meta:
+            table = "validated"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+
+        @field_validator("id")
+        @classmethod
+        def lower(cls, value: str) -> str:
+            return value.lower()
+
+    class Checked(Model):
+        class Meta:
+            table = "checked"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+
+        @model_validator(mode="after")
+        def check(self) -> Checked:
+            return self
+
+    class Private(Model):
+        class Meta:
+            table = "private"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+        _cache: int = PrivateAttr(default=0)
+
+    class Node(BaseModel):
+        children: list[Node] = []
+
+    class Nested(Model):
+        class Meta:
+            table = "nested"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+        node: Node | None = None
+
+    for model in (Validated, Checked, Private, Nested):
+        assert model.__dm_codec__.exact is None, model.__name__
+    assert load_checked(Validated, {"id": {"S": "ABC"}}).id == "abc"
+    assert load_checked(Private, {"id": {"S": "p"}})._cache == 0
