@@ -61,10 +61,12 @@ class Collection:
         reverse: bool = False,
         limit: int | None = None,
         consistent: bool = False,
+        include_expired: bool = False,
         session: Session | None = None,
         **fields: Any,
     ) -> CollectionQuery:
-        """Every item of the partition the hash key fields name, of the collection's models."""
+        """Every item of the partition the hash key fields name, of the collection's models
+        (items past their TTL left out unless ``include_expired``)."""
         return CollectionQuery(
             self,
             reverse=reverse,
@@ -72,6 +74,7 @@ class Collection:
             consistent=consistent,
             session=session,
             fields=fields,
+            include_expired=include_expired,
         )
 
 
@@ -87,6 +90,7 @@ class CollectionQuery(Query[Any]):
         consistent: bool,
         session: Session | None,
         fields: dict[str, Any],
+        include_expired: bool = False,
     ) -> None:
         self.collection = collection
         super().__init__(
@@ -99,8 +103,14 @@ class CollectionQuery(Query[Any]):
             session=session,
             fields=fields,
             entities=list(collection.by_entity),
+            include_expired=include_expired,
         )
         self._entity_attribute = collection.models[0].__dm_schema__.entity_attribute
+        if not include_expired and self._expiry is None:
+            # The table's one TTL attribute, whichever of its models declares it.
+            ttl = [m.__dm_schema__.ttl_attribute for m in collection.models]
+            self._expiry = next((a for a in ttl if a), None)
+            self.has_filter = self.has_filter or self._expiry is not None
 
     def _load(self, session: Session, item: Item) -> Any:
         entity = item.get(self._entity_attribute, {}).get("S", "")

@@ -62,3 +62,41 @@ async def test_writes_treat_an_expired_item_as_absent(stored: dm.Session) -> Non
     with pytest.raises(dm.NotFound):
         await stale.update(hits=5)
     assert (await Session_.get("u", "gone", include_expired=True)).hits == 0
+
+
+class Owner(dm.Model):
+    class Meta:
+        table = "shared"
+        registry = REG
+        entity = "OWNER"
+        hash_key = dm.Template("PK", "OWNER#{owner_id}")
+        range_key = dm.Template("SK", "OWNER#{owner_id}")
+
+    owner_id: str
+
+
+class Lease(dm.Model):
+    class Meta:
+        table = "shared"
+        registry = REG
+        entity = "LEASE"
+        hash_key = dm.Template("PK", "OWNER#{owner_id}")
+        range_key = dm.Template("SK", "LEASE#{lease_id}")
+
+    owner_id: str
+    lease_id: str
+    ends: Annotated[datetime | None, dm.TTL] = None
+
+
+async def test_collections_hide_expired_items(db: dm.Session) -> None:
+    await db.create_tables(Owner, Lease)
+    await Owner(owner_id="o").save()
+    await Lease(owner_id="o", lease_id="old", ends=PAST).save()
+    await Lease(owner_id="o", lease_id="new").save()
+    collection = dm.Collection(Owner, Lease)
+    shown = await collection.query(owner_id="o").all()
+    assert sorted(type(x).__name__ + getattr(x, "lease_id", "") for x in shown) == [
+        "Leasenew",
+        "Owner",
+    ]
+    assert len(await collection.query(owner_id="o", include_expired=True).all()) == 3
