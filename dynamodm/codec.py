@@ -1261,21 +1261,84 @@ def _json_bytes_default(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+class EncodedItem(dict[str, AttributeValue]):
+    """An item that carries its JSON as DynamoDB's JSON protocol sends it (bytes in
+    base64), made once for its size bound: the fast transport sends these bytes instead
+    of serialising the item again. Any change to the item drops the JSON, so a stale one
+    is never sent (the item is then serialised as a plain dict)."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, item: Item, json: bytes | None) -> None:
+        super().__init__(item)
+        self.json = json
+
+    def __setitem__(self, key: str, value: AttributeValue) -> None:
+        self.json = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.json = None
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self.json = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, AttributeValue]:
+        self.json = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.json = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.json = None
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.json = None
+        super().clear()
+
+    def __ior__(self, other: Any) -> EncodedItem:  # type: ignore[override,misc]
+        self.json = None
+        super().__ior__(other)
+        return self
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+    def __copy__(self) -> Item:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Item:
+        return copy.deepcopy(dict(self), memo)
+
+
 def check_item_size(item: Item, model: str, operation: str) -> int:
     """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
     would refuse; return the item's size, or an upper bound of it when far below."""
+    return sized_item(item, model, operation)[1]
+
+
+def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
+    """``check_item_size``, and the item to send: an ``EncodedItem`` holding the JSON that
+    measured it, so that the item is serialised once for its bound and its request."""
     for name, av in item.items():
         if "M" in av or "L" in av:
             check_nesting(av, f"{operation} {model}: attribute {name!r}")
+    json: bytes | None
     try:
         # The item's JSON is never smaller than its DynamoDB size (names and strings are
         # the same UTF-8 bytes plus quotes, numbers at least as many characters as their
         # size, bytes grow in base64): orjson measures it far faster than the exact walk.
-        bound = len(orjson.dumps(item, default=_json_bytes_default))
+        json = orjson.dumps(item, default=_json_bytes_default)
+        bound = len(json)
     except (TypeError, orjson.JSONEncodeError):
-        bound = MAX_ITEM_SIZE + 1
+        json, bound = None, MAX_ITEM_SIZE + 1
     if bound <= MAX_ITEM_SIZE:
-        return bound
+        return EncodedItem(item, json), bound
     try:
         size = item_size(item)
     except UnicodeEncodeError:
@@ -1289,7 +1352,7 @@ def check_item_size(item: Item, model: str, operation: str) -> int:
             f"{MAX_ITEM_SIZE}; store large values elsewhere (S3) and keep a reference",
             size=size,
         )
-    return size
+    return EncodedItem(item, json), size
 
 
 # ---------------------------------------------------------------- DynamoDB JSON

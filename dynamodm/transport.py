@@ -30,6 +30,7 @@ import aiohttp
 import orjson
 
 from . import endpoints
+from .codec import EncodedItem
 from .credentials import SharedConfig, StaticCredentials, environment_credentials
 from .endpoints import ConfigSource
 from .errors import ConfigurationError, ServiceError, TransportError, UsageError, is_clock_skew
@@ -166,10 +167,28 @@ _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
 
 
-def _b64_bytes(value: Any) -> Any:
+# Subclasses of str, int, dict and list reach ``_json_default``: an item sized before
+# sending (``EncodedItem``) is written as the JSON it was measured with; any other
+# subclass as orjson writes it without the option (its base type's value).
+_DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _json_default(value: Any) -> Any:
+    cls = type(value)
+    if cls is EncodedItem:
+        json = value.json
+        return dict(value) if json is None else orjson.Fragment(json)
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(value).decode()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    raise TypeError(f"{cls.__name__} is not JSON serialisable")
 
 
 def _decode_binary(node: Any) -> Any:
@@ -469,7 +488,7 @@ class HttpTransport:
         target = self._targets.get(operation)
         if target is None:
             target = self._targets[operation] = _TARGET + operation
-        body = orjson.dumps(request, default=_b64_bytes)
+        body = orjson.dumps(request, default=_json_default, option=_DUMPS_OPTIONS)
         corrected = False
         while True:
             frozen = await self._credentials.get_frozen_credentials()
