@@ -13,6 +13,7 @@ from .query import Query
 if TYPE_CHECKING:
     from .connection import Connection as Session
     from .model import Model
+    from .schema import TableSchema, Template
 
 
 class Collection:
@@ -41,12 +42,7 @@ class Collection:
                     f"{model.__name__} is not in table {first.table!r} with entity attribute "
                     f"{first.entity_attribute!r} like {models[0].__name__}"
                 )
-            hash_key = schema.indexes[index].hash_key if index else schema.hash_key
-            first_hash = first.indexes[index].hash_key if index else first.hash_key
-            if (hash_key.attribute, hash_key.template) != (
-                first_hash.attribute,
-                first_hash.template,
-            ):
+            if _hash_keys(schema, index) != _hash_keys(first, index):
                 raise UsageError(
                     f"{model.__name__} and {models[0].__name__} do not share the hash key "
                     f"of {'index ' + repr(index) if index else 'the table'}"
@@ -132,3 +128,9 @@ class CollectionQuery(Query[Any]):
         async for item in self:
             groups[type(item)].append(item)
         return dict(groups)
+
+
+def _hash_keys(schema: TableSchema, index: str | None) -> list[tuple[str, Template | None]]:
+    """The hash key attributes of the table or of an index, and how each is computed."""
+    keys = schema.indexes[index].hash_keys if index else (schema.hash_key,)
+    return [(key.attribute, key.template) for key in keys]

@@ -177,7 +177,15 @@ def _cloudformation(definitions: list[_Definition], *, sam: bool) -> dict[str, A
 # ---------------------------------------------------------------- Terraform JSON
 
 
-def _key_names(key_schema: list[dict[str, str]]) -> dict[str, str]:
+def _key_names(key_schema: list[dict[str, str]]) -> dict[str, Any]:
+    """``hash_key``/``range_key``; a multi-attribute GSI key as ``key_schema`` blocks, the
+    provider's spelling of it (its index ``hash_key``/``range_key`` take one name each)."""
+    if len(key_schema) > 2 or (len(key_schema) == 2 and key_schema[1]["KeyType"] == "HASH"):
+        return {
+            "key_schema": [
+                {"attribute_name": k["AttributeName"], "key_type": k["KeyType"]} for k in key_schema
+            ]
+        }
     found = {"hash_key": key_schema[0]["AttributeName"]}
     if len(key_schema) > 1:
         found["range_key"] = key_schema[1]["AttributeName"]
@@ -281,13 +289,20 @@ def _terraform(definitions: list[_Definition]) -> dict[str, Any]:
 _CDK_TYPES = {"S": "STRING", "N": "NUMBER", "B": "BINARY"}
 
 
-def _cdk_keys(
-    key_schema: list[dict[str, str]], types: dict[str, str], *, hash_name: str = "partitionKey"
-) -> dict[str, Any]:
+def _cdk_keys(key_schema: list[dict[str, str]], types: dict[str, str]) -> dict[str, Any]:
+    """``partitionKey``/``sortKey``; a key of several attributes (a multi-attribute GSI
+    key) as the ``partitionKeys``/``sortKeys`` lists instead."""
     found: dict[str, Any] = {}
-    for key, prop in zip(key_schema, (hash_name, "sortKey"), strict=False):
-        name = key["AttributeName"]
-        found[prop] = {"name": name, "type": _CDK_TYPES[types[name]]}
+    for kind, prop in (("HASH", "partitionKey"), ("RANGE", "sortKey")):
+        attributes = [
+            {"name": k["AttributeName"], "type": _CDK_TYPES[types[k["AttributeName"]]]}
+            for k in key_schema
+            if k["KeyType"] == kind
+        ]
+        if len(attributes) == 1:
+            found[prop] = attributes[0]
+        elif attributes:
+            found[prop + "s"] = attributes
     return found
 
 

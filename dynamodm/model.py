@@ -235,8 +235,8 @@ def _declared_index_keys(meta: Any, field_markers: dict[str, set[Marker]]) -> se
     for index in getattr(meta, "indexes", ()) or ():
         if isinstance(index, GlobalIndex | LocalIndex):
             for key in (getattr(index, "hash_key", None), index.range_key):
-                if isinstance(key, str):
-                    names.add(key)
+                parts = key if isinstance(key, tuple | list) else (key,)
+                names.update(part for part in parts if isinstance(part, str))
     return names
 
 

@@ -19,6 +19,7 @@ from .codec import Item, decode_any
 from .connection import Connection, current_connection
 from .errors import InvalidCursor, ItemInvalid, UsageError
 from .expressions import (
+    And,
     BeginsWith,
     Between,
     Comparison,
@@ -124,7 +125,17 @@ class Query(Generic[M]):
         self._key_fingerprint = ""
         filters: list[Condition | None] = []
         fields = dict(fields or {})
-        if operation == "Query":
+        # A multi-attribute index key: the value of each hash attribute, and a condition on
+        # each range attribute of the leading run (wire name -> condition), for cursors.
+        self._hash_avs: dict[str, dict[str, Any]] = {}
+        self._range_conditions: dict[str, Condition] = {}
+        if operation == "Query" and self.index is not None and self.index.multi_attribute:
+            expression = self._multi_key(hash_value, range_condition, fields, entities, renderer)
+            request["KeyConditionExpression"] = expression
+            self._key_fingerprint = cursor.fingerprint([expression, renderer.values])
+            if reverse:
+                request["ScanIndexForward"] = False
+        elif operation == "Query":
             self.hash_av = self._hash_value(hash_value, fields)
             expression = (
                 f"{renderer.name(self.hash_key.attribute)} = {renderer.value(self.hash_av)}"
@@ -335,10 +346,164 @@ class Query(Generic[M]):
             )
         return condition.render(renderer)
 
+    def _multi_key(
+        self,
+        hash_value: Any,
+        range_condition: ConditionLike | None,
+        fields: dict[str, Any],
+        entities: Sequence[str] | None,
+        renderer: Renderer,
+    ) -> str:
+        """The key condition on a multi-attribute index key: equality on every hash
+        attribute, then equality on a leading run of the range attributes and any key
+        condition on the one after it. Everything else is refused before sending."""
+        assert self.index is not None
+        model, index = self.model, self.index
+        where = f"{model.__name__}.query() on index {index.name!r}"
+        hash_names = ", ".join(_key_name(k) for k in index.hash_keys)
+        range_names = ", ".join(_key_name(k) for k in index.range_keys)
+        used: set[str] = set()
+        if hash_value is not None:
+            if not isinstance(hash_value, tuple):
+                hash_value = (hash_value,)
+            if len(hash_value) != len(index.hash_keys):
+                raise UsageError(
+                    f"{where}: the hash key has {len(index.hash_keys)} attribute(s) "
+                    f"({hash_names}), got {len(hash_value)} value(s); pass a tuple of one "
+                    "value for each, in that order, or each by keyword"
+                )
+            computed = [k for k in index.hash_keys if k.template is not None]
+            if computed:
+                raise UsageError(
+                    f"{where}: the hash attribute {computed[0].attribute!r} is computed "
+                    f"from {', '.join(computed[0].template.fields) or 'constants'}; pass the "  # type: ignore[union-attr]
+                    "hash values by keyword"
+                )
+            clash = [k.field for k in index.hash_keys if k.field in fields]
+            if clash:
+                raise UsageError(
+                    f"{where}: {clash[0]!r} is given both in the hash tuple and by keyword; "
+                    "give each hash attribute once"
+                )
+            given = {k.field or "": v for k, v in zip(index.hash_keys, hash_value, strict=True)}
+            fields = {**fields, **given}
+        parts: list[str] = []
+        for key in index.hash_keys:
+            av = self._key_value(key, fields, used, where, f"the hash key ({hash_names})")
+            self._hash_avs[key.attribute] = av
+            parts.append(f"{renderer.name(key.attribute)} = {renderer.value(av)}")
+        if entities is not None:
+            leftover = sorted(set(fields) - used)
+            if leftover or range_condition is not None:
+                raise UsageError(
+                    f"a collection query takes the hash key fields only, not "
+                    f"{leftover or 'a range condition'}"
+                )
+            return " AND ".join(parts)
+
+        position = {k.attribute: n for n, k in enumerate(index.range_keys)}
+        by_field = {k.field: k for k in index.range_keys if k.field is not None}
+        hash_fields = {k.field for k in index.hash_keys}
+        conditions: dict[str, Condition] = {}
+
+        def add(key: KeyAttribute, condition: Condition) -> None:
+            if key.attribute in conditions:
+                raise UsageError(
+                    f"{where}: two conditions on the range attribute {_key_name(key)!r}; give "
+                    "one condition for each (combine a range with between)"
+                )
+            conditions[key.attribute] = condition
+
+        if range_condition is not None:
+            for leaf in _leaves(as_condition(range_condition, "range_condition")):
+                subject = _key_subject(leaf)
+                if subject is None:
+                    raise UsageError(
+                        f"{where}: a range condition is == < <= > >= between or begins_with "
+                        "on range attributes, joined with &; use filter= for anything else"
+                    )
+                if subject.nested or subject.root not in by_field:
+                    hint = (
+                        "it is a hash attribute: give its value as a hash value"
+                        if subject.root in hash_fields
+                        else "use filter= for other fields"
+                    )
+                    raise UsageError(
+                        f"{where}: the range condition must be on the range attributes "
+                        f"({range_names}), not on {subject}; {hint}"
+                    )
+                if any(path is not subject for path in paths_of(leaf)):
+                    raise UsageError(f"{where}: the range condition compares with values only")
+                add(by_field[subject.root], leaf)
+        hash_used = set(used)
+        for key in index.range_keys:  # keywords: equality on range attributes
+            names = key.template.fields if key.template else (key.field,)
+            if any(f in fields and f not in hash_used for f in names):
+                av = self._key_value(key, fields, used, where, f"the range key ({range_names})")
+                add(key, _compare(model, "=", key.attribute, av))
+        leftover = sorted(set(fields) - used)
+        if leftover:
+            raise UsageError(
+                f"{where}: {leftover[0]!r} is not an attribute of the index key "
+                f"(hash: {hash_names}; range: {range_names}); use filter= for other fields"
+            )
+        ordered = sorted(conditions.items(), key=lambda entry: position[entry[0]])
+        for number, (attribute, condition) in enumerate(ordered):
+            key = index.range_keys[position[attribute]]
+            if position[attribute] != number:
+                missing = _key_name(index.range_keys[number])
+                raise UsageError(
+                    f"{where}: the condition on {_key_name(key)!r} needs an equality on "
+                    f"{missing!r} first; range attributes are matched left to right "
+                    f"({range_names})"
+                )
+            last = number == len(ordered) - 1
+            if not last and not (isinstance(condition, Comparison) and condition.op == "="):
+                following = _key_name(index.range_keys[number + 1])
+                raise UsageError(
+                    f"{where}: only the last range attribute of the query may take < <= > "
+                    f">= between or begins_with; {_key_name(key)!r} is followed by "
+                    f"{following!r}: make it an equality, or drop the condition on "
+                    f"{following!r}"
+                )
+            _check_key_operands(condition, key, where)
+            self._range_conditions[attribute] = condition
+            parts.append(condition.render(renderer))
+        return " AND ".join(parts)
+
+    def _key_value(
+        self, key: KeyAttribute, fields: dict[str, Any], used: set[str], where: str, role: str
+    ) -> dict[str, Any]:
+        """The value of one attribute of a multi-attribute key, from field values."""
+        model = self.model
+        hash_key = key.attribute not in {k.attribute for k in self.index.range_keys}  # type: ignore[union-attr]
+        if key.template is None:
+            assert key.field is not None
+            if fields.get(key.field) is None:
+                raise UsageError(
+                    f"{where}: {role} needs a value for {key.field!r}; pass it ({key.field}=...)"
+                )
+            used.add(key.field)
+            return keys.key_value(model, key.field, fields[key.field], hash_key=hash_key)
+        missing = [f for f in key.template.fields if fields.get(f) is None]
+        if missing:
+            raise UsageError(
+                f"{where}: the key attribute {key.attribute!r} needs "
+                f"{', '.join(repr(m) for m in missing)} (template {key.template.template!r})"
+            )
+        text = keys.render(model, key.template, fields, validate=True)
+        assert text is not None
+        used.update(key.template.fields)
+        av = {"S": text}
+        keys.check_key_size(model, key.attribute, av, hash_key=hash_key)
+        return av
+
     def _check_filter(self, condition: Condition) -> None:
         keys = {self.hash_key.field}
         if self.range_key is not None:
             keys.add(self.range_key.field)
+        if self.index is not None:
+            keys.update(k.field for k in self.index.keys)
         for path in paths_of(condition):
             if path.root in keys:
                 raise UsageError(
@@ -371,8 +536,8 @@ class Query(Generic[M]):
         if schema.range_key:
             names.append(schema.range_key.attribute)
         if self.index is not None:
-            for key in (self.index.hash_key, self.index.range_key):
-                if key is not None and key.attribute not in names:
+            for key in self.index.keys:
+                if key.attribute not in names:
                     names.append(key.attribute)
         return names
 
@@ -654,7 +819,7 @@ class Query(Generic[M]):
         schema: TableSchema = self.model.__dm_schema__
         declared = [schema.hash_key, schema.range_key]
         if self.index is not None:
-            declared += [self.index.hash_key, self.index.range_key]
+            declared += self.index.keys
         types = {k.attribute: k.type for k in declared if k is not None}
         start = cursor.decode(
             text,
@@ -665,6 +830,12 @@ class Query(Generic[M]):
         )
         if self.hash_av is not None and start[self.hash_key.attribute] != self.hash_av:
             raise InvalidCursor(f"{self.model.__name__}: the cursor starts in another partition")
+        if any(start[a] != av for a, av in self._hash_avs.items()):
+            raise InvalidCursor(f"{self.model.__name__}: the cursor starts in another partition")
+        if not all(_key_condition_holds(c, start[a]) for a, c in self._range_conditions.items()):
+            raise InvalidCursor(
+                f"{self.model.__name__}: the cursor starts outside the query's range condition"
+            )
         if (
             self._range_condition is not None
             and self.range_key is not None
@@ -733,6 +904,65 @@ def _key_condition_holds(condition: Condition, av: dict[str, Any]) -> bool:
     except (KeyError, TypeError, ValueError, ArithmeticError):
         return False
     return True
+
+
+def _key_name(key: KeyAttribute) -> str:
+    """A key attribute as the user declared it: its field, or the computed attribute."""
+    return key.field or key.attribute
+
+
+def _leaves(condition: Condition) -> list[Condition]:
+    """The conditions joined by ``&``, in the order written."""
+    if isinstance(condition, And):
+        return [*_leaves(condition.left), *_leaves(condition.right)]
+    return [condition]
+
+
+def _key_subject(condition: Condition) -> Path[Any] | None:
+    """The path a key condition (== < <= > >= between begins_with) is on, else None."""
+    if isinstance(condition, Comparison) and condition.op in _KEY_OPERATORS:
+        subject = condition.left
+    elif isinstance(condition, Between):
+        subject = condition.operand
+    elif isinstance(condition, BeginsWith):
+        subject = condition.path
+    else:
+        return None
+    return subject if isinstance(subject, Path) else None
+
+
+def _check_key_operands(condition: Condition, key: KeyAttribute, where: str) -> None:
+    """Key condition values are non-empty scalars of the attribute's key type (S, N, B);
+    begins_with needs a string or binary attribute."""
+    name = _key_name(key)
+    if isinstance(condition, BeginsWith) and key.type == "N":
+        raise UsageError(
+            f"{where}: begins_with needs a string or binary range attribute; {name!r} is "
+            "stored as a number, so compare it instead"
+        )
+    if isinstance(condition, Comparison):
+        operands = [condition.right]
+    elif isinstance(condition, Between):
+        operands = [condition.low, condition.high]
+    elif isinstance(condition, BeginsWith):
+        operands = [condition.prefix]
+    else:
+        operands = []
+    for operand in operands:
+        av = operand.av if isinstance(operand, Value) else {}
+        kind = next(iter(av)) if len(av) == 1 else None
+        if kind not in ("S", "N", "B"):
+            raise UsageError(
+                f"{where}: the condition on {name!r} compares with a value that is not a "
+                f"scalar (string, number or bytes); key attributes hold {key.type} values"
+            )
+        if av[kind] in ("", b""):
+            raise UsageError(f"{where}: the condition on {name!r} has an empty value")
+        if kind != key.type and not (isinstance(condition, BeginsWith) and kind in ("S", "B")):
+            raise UsageError(
+                f"{where}: the condition on {name!r} compares with a {kind} value; the "
+                f"attribute is keyed as {key.type}"
+            )
 
 
 def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]]:

@@ -124,13 +124,22 @@ class Template:
         return "".join(literal + (texts[name] if name else "") for literal, name in self.parts)
 
 
+KeyPart = str | Template
+"""One attribute of a key: a field name, or a computed ``dm.Template``."""
+
+
 @dataclass(frozen=True)
 class GlobalIndex:
-    """A global secondary index on the model's fields (or on computed Template keys)."""
+    """A global secondary index on the model's fields (or on computed Template keys).
+
+    ``hash_key`` and ``range_key`` each take one field name or Template, or a tuple of up
+    to four (a multi-attribute key): ``GlobalIndex("ByPlace", hash_key=("tenant_id",
+    "region"), range_key=("country", "city"))``.
+    """
 
     name: str
-    hash_key: str | Template
-    range_key: str | Template | None = None
+    hash_key: KeyPart | tuple[KeyPart, ...]
+    range_key: KeyPart | tuple[KeyPart, ...] | None = None
     projection: Projection = "ALL"
     read: int | None = None
     write: int | None = None
@@ -201,15 +210,37 @@ class KeyAttribute:
 
 @dataclass(frozen=True)
 class IndexSchema:
-    """A resolved index: kind, name, key attributes and projection."""
+    """A resolved index: kind, name, key attributes (in key schema order) and projection.
+
+    A multi-attribute key has several hash or range attributes; ``hash_key`` and
+    ``range_key`` are the first of each (the only one of a single-attribute key).
+    """
 
     kind: Literal["GSI", "LSI"]
     name: str
-    hash_key: KeyAttribute
-    range_key: KeyAttribute | None
+    hash_keys: tuple[KeyAttribute, ...]
+    range_keys: tuple[KeyAttribute, ...]
     projection: Literal["ALL", "KEYS_ONLY", "INCLUDE"]
     include: tuple[str, ...] = ()
     billing: Billing | None = None
+
+    @property
+    def hash_key(self) -> KeyAttribute:
+        return self.hash_keys[0]
+
+    @property
+    def range_key(self) -> KeyAttribute | None:
+        return self.range_keys[0] if self.range_keys else None
+
+    @property
+    def keys(self) -> tuple[KeyAttribute, ...]:
+        """Every key attribute: the hash attributes, then the range attributes."""
+        return self.hash_keys + self.range_keys
+
+    @property
+    def multi_attribute(self) -> bool:
+        """Whether the hash or the range key has more than one attribute."""
+        return len(self.hash_keys) > 1 or len(self.range_keys) > 1
 
 
 @dataclass(frozen=True)
@@ -280,7 +311,7 @@ class TableSchema:
     @cached_property
     def range_attributes(self) -> frozenset[str]:
         """Attributes that are a range (sort) key of the table or of an index."""
-        keys = [self.range_key, *(index.range_key for index in self.indexes.values())]
+        keys = [self.range_key, *(k for index in self.indexes.values() for k in index.range_keys)]
         return frozenset(k.attribute for k in keys if k is not None)
 
     @cached_property
@@ -289,9 +320,8 @@ class TableSchema:
         if self.range_key is not None:
             found[self.range_key.attribute] = self.range_key
         for index in self.indexes.values():
-            found[index.hash_key.attribute] = index.hash_key
-            if index.range_key is not None:
-                found[index.range_key.attribute] = index.range_key
+            for key in index.keys:
+                found[key.attribute] = key
         return found
 
 
@@ -301,6 +331,8 @@ RESERVED_FIELD_NAMES = frozenset(
 _NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 MAX_GSI = 20
 MAX_LSI = 5
+MAX_KEY_ATTRIBUTES = 4
+"""Attributes of a multi-attribute GSI hash key, and of its range key (DynamoDB's limit)."""
 
 
 def fail(model: str, message: str) -> InvalidModel:
@@ -454,16 +486,42 @@ def build_schema(
             )
         projection, include = _projection(model, where, index.projection, attribute_names)
         if isinstance(index, GlobalIndex):
+            hash_parts = _key_parts(model, where, "hash_key", index.hash_key)
+            range_parts = (
+                _key_parts(model, where, "range_key", index.range_key)
+                if index.range_key is not None
+                else ()
+            )
+            index_keys = tuple(
+                key(part, _role(where, kind, position, len(parts)))
+                for kind, parts in (("hash", hash_parts), ("range", range_parts))
+                for position, part in enumerate(parts)
+            )
+            seen: set[str] = set()
+            for index_key in index_keys:
+                if index_key.attribute in seen:
+                    raise fail(
+                        model,
+                        f"{where} names attribute {index_key.attribute!r} twice in its key; "
+                        "each key attribute appears once (in the hash key or the range key)",
+                    )
+                seen.add(index_key.attribute)
             indexes[index.name] = IndexSchema(
                 "GSI",
                 index.name,
-                key(index.hash_key, f"hash key of {where}"),
-                key(index.range_key, f"range key of {where}") if index.range_key else None,
+                index_keys[: len(hash_parts)],
+                index_keys[len(hash_parts) :],
                 projection,
                 include,
                 _index_billing(model, where, index, billing),
             )
         else:
+            if not isinstance(index.range_key, str | Template):
+                raise fail(
+                    model,
+                    f"{where}: a LocalIndex takes one range key (a field name or Template); "
+                    "multi-attribute keys are for GlobalIndex",
+                )
             if range_key is None:
                 raise fail(
                     model,
@@ -473,8 +531,8 @@ def build_schema(
             indexes[index.name] = IndexSchema(
                 "LSI",
                 index.name,
-                hash_key,
-                key(index.range_key, f"range key of {where}"),
+                (hash_key,),
+                (key(index.range_key, f"range key of {where}"),),
                 projection,
                 include,
             )
@@ -513,10 +571,7 @@ def build_schema(
 
     entity = getattr(meta, "entity", None)
     templated = any(k.template for k in (hash_key, range_key) if k is not None) or any(
-        k.template
-        for index in indexes.values()
-        for k in (index.hash_key, index.range_key)
-        if k is not None
+        k.template for index in indexes.values() for k in index.keys
     )
     if entity is None and templated:
         entity = model
@@ -550,6 +605,36 @@ def build_schema(
         entity_attribute=entity_attribute,
         options=options,
     )
+
+
+def _key_parts(model: str, where: str, role: str, declared: Any) -> tuple[KeyPart, ...]:
+    """A GlobalIndex's hash_key or range_key as a tuple of one to four parts."""
+    parts = (declared,) if isinstance(declared, str | Template) else declared
+    if not isinstance(parts, tuple | list) or not all(
+        isinstance(part, str | Template) for part in parts
+    ):
+        raise fail(
+            model,
+            f"{where}: {role} takes a field name, a dm.Template, or a tuple of up to "
+            f"{MAX_KEY_ATTRIBUTES} of them (got {declared!r})",
+        )
+    if not parts:
+        raise fail(model, f"{where}: {role} is empty; name at least one field")
+    if len(parts) > MAX_KEY_ATTRIBUTES:
+        raise fail(
+            model,
+            f"{where}: {role} has {len(parts)} attributes; DynamoDB allows up to "
+            f"{MAX_KEY_ATTRIBUTES} in a multi-attribute key: drop some, or combine them "
+            "in a dm.Template",
+        )
+    return tuple(parts)
+
+
+def _role(where: str, kind: str, position: int, count: int) -> str:
+    """How a declaration error names one attribute of an index key."""
+    if count == 1:
+        return f"{kind} key of {where}"
+    return f"{kind} key attribute {position + 1} of {count} of {where}"
 
 
 def _units(model: str, where: str, value: Any, *, optional: bool) -> None:

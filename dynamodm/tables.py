@@ -105,8 +105,8 @@ def _shape(key: KeyAttribute | None) -> tuple[str, str] | None:
 def _index_shape(index: IndexSchema) -> tuple[Any, ...]:
     return (
         index.kind,
-        _shape(index.hash_key),
-        _shape(index.range_key),
+        tuple(_shape(key) for key in index.hash_keys),
+        tuple(_shape(key) for key in index.range_keys),
         index.projection,
         tuple(sorted(index.include)),
         index.billing,
@@ -166,9 +166,7 @@ def _definitions(table: _Table) -> list[dict[str, str]]:
     if table.schema.range_key:
         keys.append(table.schema.range_key)
     for index in table.indexes.values():
-        keys.append(index.hash_key)
-        if index.range_key:
-            keys.append(index.range_key)
+        keys.extend(index.keys)
     for key in keys:
         known = types.setdefault(key.attribute, key.type)
         if known != key.type:
@@ -179,11 +177,14 @@ def _definitions(table: _Table) -> list[dict[str, str]]:
     return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
 
 
-def _key_schema(hash_key: KeyAttribute, range_key: KeyAttribute | None) -> list[dict[str, str]]:
-    keys = [{"AttributeName": hash_key.attribute, "KeyType": "HASH"}]
-    if range_key is not None:
-        keys.append({"AttributeName": range_key.attribute, "KeyType": "RANGE"})
-    return keys
+def _key_schema(
+    hash_keys: tuple[KeyAttribute, ...], range_keys: tuple[KeyAttribute, ...]
+) -> list[dict[str, str]]:
+    """A KeySchema: every HASH element, then every RANGE element, each in declared order
+    (a multi-attribute GSI key has up to four of each)."""
+    return [{"AttributeName": k.attribute, "KeyType": "HASH"} for k in hash_keys] + [
+        {"AttributeName": k.attribute, "KeyType": "RANGE"} for k in range_keys
+    ]
 
 
 def _projection(index: IndexSchema) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def create_request(table: _Table) -> dict[str, Any]:
     request: dict[str, Any] = {
         "TableName": table.name,
         "AttributeDefinitions": _definitions(table),
-        "KeySchema": _key_schema(schema.hash_key, schema.range_key),
+        "KeySchema": _key_schema(schema.table_keys[:1], schema.table_keys[1:]),
         "BillingMode": billing_mode(schema.billing),
         **_throughput(schema.billing),
     }
@@ -234,7 +235,7 @@ def create_request(table: _Table) -> dict[str, Any]:
     for index in table.indexes.values():
         spec: dict[str, Any] = {
             "IndexName": index.name,
-            "KeySchema": _key_schema(index.hash_key, index.range_key),
+            "KeySchema": _key_schema(index.hash_keys, index.range_keys),
             "Projection": _projection(index),
         }
         if index.kind == "LSI":
@@ -739,8 +740,10 @@ def _live_keys(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return [(k["AttributeName"], k["KeyType"]) for k in spec.get("KeySchema", [])]
 
 
-def _wanted_keys(hash_key: KeyAttribute, range_key: KeyAttribute | None) -> list[tuple[str, str]]:
-    return [(k["AttributeName"], k["KeyType"]) for k in _key_schema(hash_key, range_key)]
+def _wanted_keys(
+    hash_keys: tuple[KeyAttribute, ...], range_keys: tuple[KeyAttribute, ...]
+) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in _key_schema(hash_keys, range_keys)]
 
 
 def _projection_text(kind: str, include: Iterable[str]) -> str:
@@ -768,7 +771,7 @@ async def _check_table(session: Connection, table: _Table) -> list[TableDifferen
     except TableNotFound:
         differs("missing_table", "does not exist; create it with `await db.create_tables()`")
         return found
-    wanted = _wanted_keys(schema.hash_key, schema.range_key)
+    wanted = _wanted_keys(schema.table_keys[:1], schema.table_keys[1:])
     if _live_keys(live) != wanted:
         differs(
             "key_schema",
@@ -801,7 +804,7 @@ async def _check_table(session: Connection, table: _Table) -> list[TableDifferen
             )
             continue
         kind, spec = entry
-        index_keys = _wanted_keys(index.hash_key, index.range_key)
+        index_keys = _wanted_keys(index.hash_keys, index.range_keys)
         if kind != index.kind or _live_keys(spec) != index_keys:
             differs(
                 "index",
