@@ -597,6 +597,9 @@ class ModelCodec(Codec):
         self.empty_sets: list[str] = []
         # Set by the model's compilation when its instances may skip Pydantic's validation.
         self.exact: ExactLoader | None = None
+        # Set on the model's first load (instances.py): its one-call loader, or False when
+        # its items need the general path (migrations, hooks, unique values, subclasses).
+        self.fast_load: Callable[[Item], Any] | Literal[False] | None = None
 
     def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
         for name, info in self.cls.model_fields.items():
@@ -710,6 +713,10 @@ class ExactField:
         self.nullable = typing.get_origin(annotation) in (Union, types.UnionType)
         inner = members[0] if self.nullable and len(members) == 1 else annotation
         self.scalar: str | None = _INLINE.get(inner) if _hashable(inner) else None
+        if self.scalar is None and typing.get_origin(inner) is list:
+            (element,) = typing.get_args(inner) or (None,)
+            if element is str:
+                self.scalar = "list[str]"
         self.decode = _exact_decoder(annotation)
 
 
@@ -719,16 +726,25 @@ class ExactLoader:
     no validator, constraint or hook could change or refuse it). A value of another kind
     raises ``Mismatch``: the caller then decodes and validates the item in full.
 
-    The builder is generated Python source, one block per field (as dataclasses generate
+    The builders are generated Python source, one block per field (as dataclasses generate
     ``__init__``): a loop calling a decoder per field costs more than Pydantic's own
-    validation, which runs in Rust."""
+    validation, which runs in Rust. Three are generated from the same blocks:
 
-    __slots__ = ("build", "by_attribute", "cls")
+    - ``build(item)``: the instance and how many of the item's attributes it declares;
+    - ``build_stored(item)``: the same, the item kept on the instance as ``_dm_stored``
+      (what a save compares with), in the one ``__dict__`` the instance is given;
+    - ``decode(av)``: the instance of a nested model from its M value (attributes it does
+      not declare are dropped, as its full decoding drops them)."""
+
+    __slots__ = ("build", "build_stored", "by_attribute", "cls", "decode")
 
     def __init__(self, cls: type[BaseModel], fields: list[ExactField]) -> None:
         self.cls = cls
         self.by_attribute = frozenset(f.attribute for f in fields)
-        self.build: Callable[[Item], tuple[BaseModel, int]] = _generate(cls, fields)
+        builders = _generate(cls, fields)
+        self.build: Callable[[Item], tuple[BaseModel, int]] = builders["build"]
+        self.build_stored: Callable[[Item], tuple[BaseModel, int]] = builders["build_stored"]
+        self.decode: Callable[[AttributeValue], BaseModel] = builders["decode"]
 
     def load(self, item: Item) -> tuple[BaseModel, Item]:
         """The instance, and the attributes the model does not declare."""
@@ -737,14 +753,6 @@ class ExactLoader:
             return instance, {}
         declared = self.by_attribute
         return instance, {k: v for k, v in item.items() if k not in declared}
-
-    def decode(self, av: AttributeValue) -> BaseModel:
-        """A nested model from its M value (attributes it does not declare are dropped,
-        as its full decoding drops them)."""
-        attributes = av.get("M")
-        if type(attributes) is not dict:
-            raise Mismatch("M")
-        return self.build(attributes)[0]
 
 
 # Inline decoding of a scalar AttributeValue ``a`` into ``{v}``.
@@ -770,63 +778,117 @@ _INLINE_SOURCE = {
         "if {v} is not True and {v} is not False:",
         "    {v} = _bool(a)",
     ],
+    "list[str]": [
+        "{v} = a.get('L')",
+        "if {v}.__class__ is not list:",
+        "    raise _M('L')",
+        "try:",
+        "    {v} = [e['S'] for e in {v}]",
+        "except (KeyError, TypeError):",
+        "    raise _M('S') from None",
+        "for e in {v}:",
+        "    if e.__class__ is not str:",
+        "        raise _M('S')",
+    ],
 }
 _INLINE: dict[Any, str] = {str: "str", bytes: "bytes", int: "int", float: "float", bool: "bool"}
 
 
-def _generate(cls: type[BaseModel], fields: list[ExactField]) -> Any:
+def _slot_setter(cls: type[BaseModel], name: str) -> Callable[[Any, Any], None]:
+    """The setter of a slot of Pydantic's instances (``__dict__``, the fields set, the
+    extra and private values): the descriptor's own, a third cheaper than
+    ``object.__setattr__``, which looks it up on every call."""
+    for klass in cls.__mro__:
+        descriptor = klass.__dict__.get(name)
+        if descriptor is not None:
+            if type(descriptor) in (types.MemberDescriptorType, types.GetSetDescriptorType):
+                setter: Callable[[Any, Any], None] = descriptor.__set__
+                return setter
+            break
+    return lambda instance, value: object.__setattr__(instance, name, value)
+
+
+def _generate(cls: type[BaseModel], fields: list[ExactField]) -> dict[str, Any]:
     names = [f.name for f in fields]
     namespace: dict[str, Any] = {
         "_M": Mismatch,
         "_new": cls.__new__,
         "_cls": cls,
-        "_set": object.__setattr__,
+        "_set_dict": _slot_setter(cls, "__dict__"),
+        "_set_fields_set": _slot_setter(cls, "__pydantic_fields_set__"),
+        "_set_extra": _slot_setter(cls, "__pydantic_extra__"),
+        "_set_private": _slot_setter(cls, "__pydantic_private__"),
         "_all": frozenset(names),
         "_bool": _exact_bool,
         "_deepcopy": copy.deepcopy,
     }
-    lines = ["def build(item):", f"    found = {len(fields)}", "    unset = []"]
+    # The fields set: every field, less those whose attribute is missing (they take their
+    # default, which validation does not count as set; a missing set reads back empty,
+    # which it does).
+    body = ["fields_set = set(_all)", f"found = {len(fields)}"]
     for i, field in enumerate(fields):
         v = f"v{i}"
         namespace[f"_d{i}"] = field.decode
         namespace[f"_f{i}"] = field.default
-        lines += [f"    a = item.get({field.attribute!r})", "    if a is None:"]
+        body += [f"a = item.get({field.attribute!r})", "if a is None:"]
         if field.missing == _REQUIRED:
-            lines.append(f"        raise _M({field.attribute!r})")
+            body.append(f"    raise _M({field.attribute!r})")
         else:
-            lines.append("        found -= 1")
+            body.append("    found -= 1")
             if field.missing != _EMPTY_SET:  # an empty set read back counts as set
-                lines.append(f"        unset.append({field.name!r})")
+                body.append(f"    fields_set.discard({field.name!r})")
             value = {_SHARED: "_f{i}", _COPIED: "_deepcopy(_f{i})"}.get(field.missing, "_f{i}()")
-            lines.append(f"        {v} = {value.format(i=i)}")
-        lines.append("    else:")
+            body.append(f"    {v} = {value.format(i=i)}")
+        body.append("else:")
         if field.scalar is None:
-            body = [f"{v} = _d{i}(a)"]
+            block = [f"{v} = _d{i}(a)"]
         else:
-            body = [line.format(v=v) for line in _INLINE_SOURCE[field.scalar]]
+            block = [line.format(v=v) for line in _INLINE_SOURCE[field.scalar]]
             if field.nullable:
-                body = ["if 'NULL' in a:", f"    {v} = None", "else:"] + [
-                    "    " + line for line in body
+                block = ["if 'NULL' in a:", f"    {v} = None", "else:"] + [
+                    "    " + line for line in block
                 ]
-        lines += ["        " + line for line in body]
+        body += ["    " + line for line in block]
     values = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    # Validation sees the declared fields only: it leaves __pydantic_extra__ empty when
+    # the model allows extra fields, and None otherwise.
     extra = "{}" if cls.model_config.get("extra") == "allow" else "None"
-    lines += [
-        "    instance = _new(_cls)",
-        f"    _set(instance, '__dict__', {{{values}}})",
-        "    fields_set = set(_all)",
-        "    if unset:",
-        "        fields_set.difference_update(unset)",
-        "    _set(instance, '__pydantic_fields_set__', fields_set)",
-        # Validation sees the declared fields only: it leaves __pydantic_extra__ empty
-        # when the model allows extra fields, and None otherwise.
-        f"    _set(instance, '__pydantic_extra__', {extra})",
-        "    _set(instance, '__pydantic_private__', None)",
-        "    return instance, found",
-    ]
-    code = compile("\n".join(lines), f"<dynamodm exact loader of {cls.__qualname__}>", "exec")
-    exec(code, namespace)
-    return namespace["build"]
+
+    def instance(state: str) -> list[str]:
+        return [
+            "instance = _new(_cls)",
+            f"_set_dict(instance, {{{state}}})",
+            "_set_fields_set(instance, fields_set)",
+            f"_set_extra(instance, {extra})",
+            "_set_private(instance, None)",
+        ]
+
+    # ``found``: how many of the item's attributes the model declares.
+    sources = {
+        "build": ["def build(item):", *body, *instance(values), "return instance, found"],
+        "build_stored": [
+            "def build_stored(item):",
+            *body,
+            *instance(f"{values}, '_dm_stored': item" if values else "'_dm_stored': item"),
+            "return instance, found",
+        ],
+        "decode": [
+            "def decode(av):",
+            "item = av.get('M')",
+            "if item.__class__ is not dict:",
+            "    raise _M('M')",
+            *body,
+            *instance(values),
+            "return instance",
+        ],
+    }
+    built: dict[str, Any] = {}
+    for name, lines in sources.items():
+        source = "\n".join([lines[0], *("    " + line for line in lines[1:])])
+        code = compile(source, f"<dynamodm exact loader of {cls.__qualname__}>", "exec")
+        exec(code, namespace)
+        built[name] = namespace[name]
+    return built
 
 
 def exact_loader(

@@ -8,7 +8,8 @@ transactions, streams) loads it here.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -55,6 +56,9 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
         set_state(instance, "_dm_partial", True)
     elif instance is None:
         instance = model.model_validate(data)
+    if not partial:
+        # What save() compares with to send only the changed attributes.
+        set_state(instance, "_dm_stored", item)
     computed = model.__dm_schema__.computed_attributes
     if computed and extra:
         extra = {k: v for k, v in extra.items() if k not in computed}
@@ -65,11 +69,8 @@ def load_item(model: type[M], item: Item, *, partial: bool = False) -> M:
             set_state(instance, "_dm_read_version", read)
     if extra:
         set_state(instance, "_dm_extra", extra)
-    if not partial:
-        # What save() compares with to send only the changed attributes.
-        set_state(instance, "_dm_stored", item)
-        if model.__dm_schema__.unique:
-            remember(instance, item)
+    if not partial and model.__dm_schema__.unique:
+        remember(instance, item)
     if model.__dm_hooks__:
         for name in model.__dm_hooks__.get(("after", "load"), ()):
             getattr(instance, name)()
@@ -122,6 +123,16 @@ def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
     """``load_item``, with an item that does not fit the model as ``dm.ItemInvalid``
     (naming the model and fields, the key as an attribute, no value in the message). An
     item of a polymorphic model loads as the class its entity value names."""
+    if not partial:
+        fast = model.__dm_codec__.fast_load
+        if fast is None:
+            fast = model.__dm_codec__.fast_load = _fast_loader(model)
+        if fast is not False:
+            try:
+                loaded: M = fast(item)
+                return loaded
+            except Mismatch:
+                pass  # a value of another kind: full decoding and validation decide
     cls = model if model.__dm_family__ is None else entity_class(model, item)
     if cls is None:
         raise ItemInvalid(
@@ -134,6 +145,37 @@ def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
         return load_item(cls, item, partial=partial)
     except ValidationError as error:
         raise invalid(cls, item, error) from None
+
+
+def _fast_loader(model: type[Model]) -> Callable[[Item], Any] | Literal[False]:
+    """``load_item`` in one call for the models whose loads do nothing but build the
+    instance with its exact loader and keep the item and its undeclared attributes: no
+    schema version, no polymorphic family, no unique fields, no after-load hooks. False
+    for the others. ``Mismatch`` from it sends the item down the general path."""
+    loader = model.__dm_codec__.exact
+    schema = model.__dm_schema__
+    if (
+        loader is None
+        or loader.cls is not model
+        or model.__dm_schema_version__ is not None
+        or model.__dm_family__ is not None
+        or schema.unique
+        or (model.__dm_hooks__ and model.__dm_hooks__.get(("after", "load")))
+    ):
+        return False
+    build = loader.build_stored
+    skipped = loader.by_attribute | frozenset(schema.computed_attributes)
+    keep = object.__setattr__
+
+    def load(item: Item) -> Any:
+        instance, found = build(item)
+        if found != len(item):
+            extra = {k: v for k, v in item.items() if k not in skipped}
+            if extra:
+                keep(instance, "_dm_extra", extra)
+        return instance
+
+    return load
 
 
 def entity_class(model: type[M], item: Item) -> type[M] | None:

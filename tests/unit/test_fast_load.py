@@ -71,13 +71,15 @@ class Fast(Model):
 
 
 def full(model: type[Model], item: Item) -> Any:
-    """What full decoding and validation make of ``item`` (the exact loader switched off)."""
+    """What full decoding and validation make of ``item`` (the exact loader and the
+    one-call load built on it switched off)."""
     codec = model.__dm_codec__
-    exact, codec.exact = codec.exact, None
+    exact, fast = codec.exact, codec.fast_load
+    codec.exact, codec.fast_load = None, False
     try:
         return load_checked(model, item)
     finally:
-        codec.exact = exact
+        codec.exact, codec.fast_load = exact, fast
 
 
 def state(value: Any) -> Any:
@@ -325,6 +327,85 @@ def test_after_load_hooks_and_library_state_are_kept() -> None:
     assert calls == ["h-1"]
     assert instance.extra_attributes == {"other": {"N": "1"}}
     assert instance._dm_stored is item
+
+
+def test_one_call_loads_keep_what_the_general_load_keeps() -> None:
+    """Models whose loads only build the instance load in one call; the others (schema
+    versions, unique fields, subclasses of a family, after-load hooks) take the general
+    path. Both give the same instance, stored item and undeclared attributes, computed
+    key attributes left out."""
+
+    class Templated(Model):
+        class Meta:
+            table = "templated"
+            registry = REGISTRY
+            hash_key = dm.Template("PK", "USER#{id}")
+            indexes = (GlobalIndex("ByName", hash_key=dm.Template("GSI1PK", "NAME#{name}")),)
+
+        id: str
+        name: str = ""
+
+    class Unique(Model):
+        class Meta:
+            table = "unique-fast"
+            registry = REGISTRY
+            unique = ("email",)
+
+        id: Annotated[str, HashKey]
+        email: str = ""
+
+    class Versioned(Model):
+        class Meta:
+            table = "versioned-fast"
+            registry = REGISTRY
+            schema_version = 1
+
+        id: Annotated[str, HashKey]
+
+    computed = sorted(Templated.__dm_schema__.computed_attributes)
+    assert computed  # the table key and the index key attributes
+    item: Item = {"id": {"S": "u-1"}, "name": {"S": "Ada"}, "other": {"N": "1"}}
+    for attribute in computed:
+        item[attribute] = {"S": f"{attribute}#x"}
+    loaded = load_checked(Templated, item)
+    assert callable(Templated.__dm_codec__.fast_load)
+    assert state(loaded) == state(full(Templated, item))
+    assert loaded.extra_attributes == {"other": {"N": "1"}}
+    assert loaded._dm_stored is item
+
+    assert Unique.__dm_codec__.exact is not None
+    load_checked(Unique, {"id": {"S": "u-1"}, "email": {"S": "a@example.com"}})
+    assert Unique.__dm_codec__.fast_load is False
+    assert Versioned.__dm_codec__.exact is not None
+    load_checked(Versioned, {"id": {"S": "v-1"}, "_sv": {"N": "1"}})
+    assert Versioned.__dm_codec__.fast_load is False
+
+    # A value of another kind leaves the one-call load: full validation coerces or refuses.
+    def result(load: Any, item: Item) -> Any:
+        try:
+            return state(load(Counted, item))
+        except dm.ItemInvalid as error:
+            return ("invalid", error.fields)
+
+    class Counted(Model):
+        class Meta:
+            table = "counted"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+        count: int = 0
+
+    for drifted, expected in [
+        ({"id": {"S": "c"}, "count": {"S": "5"}}, 5),  # coerced by validation
+        ({"id": {"S": "c"}, "count": {"S": "five"}}, None),  # refused
+        ({"id": {"N": "1"}}, None),
+    ]:
+        assert result(load_checked, drifted) == result(full, drifted)
+        if expected is None:
+            assert result(load_checked, drifted)[0] == "invalid"
+        else:
+            assert load_checked(Counted, drifted).count == expected
+    assert callable(Counted.__dm_codec__.fast_load)
 
 
 # ---------------------------------------------------------------- what keeps validation
