@@ -87,11 +87,37 @@ def missing_requirement(client: type[Client]) -> str | None:
 # ---------------------------------------------------------------- the floor
 
 
+def plain_row(item: dict[str, Any]) -> Row:
+    """The floor's hand decoder: a stored item back to the plain row it was made from,
+    written for the benchmark's one item shape (the inverse of ``attribute_values``)."""
+    address = item["address"]["M"]
+    return {
+        "pk": item["pk"]["S"],
+        "sk": item["sk"]["S"],
+        "name": item["name"]["S"],
+        "email": item["email"]["S"],
+        "age": int(item["age"]["N"]),
+        "score": float(item["score"]["N"]),
+        "active": item["active"]["BOOL"],
+        "tags": [tag["S"] for tag in item["tags"]["L"]],
+        "address": {
+            "street": address["street"]["S"],
+            "city": address["city"]["S"],
+            "zip": address["zip"]["S"],
+        },
+        "visits": int(item["visits"]["N"]),
+        "bio": item["bio"]["S"],
+    }
+
+
 class Floor(Client):
-    """No library: aiohttp (pooled, keep-alive) + SigV4 + orjson, AttributeValues in and out."""
+    """No library: aiohttp (pooled, keep-alive) + SigV4 + orjson + a hand codec. Writes
+    send hand-built AttributeValues; reads turn each item back into a plain dict, as the
+    peers' reads do (``floor-raw`` leaves them as AttributeValues)."""
 
     name = "floor"
-    label = "floor: aiohttp + SigV4 + orjson"
+    label = "floor: aiohttp + SigV4 + orjson + hand codec"
+    decode: ClassVar[bool] = True
 
     async def open(self, endpoint: str) -> None:
         import aiohttp
@@ -129,7 +155,7 @@ class Floor(Client):
 
     async def get(self, key: Key) -> Any:
         response = await self.call("GetItem", {"TableName": TABLE, "Key": key_values(key)})
-        return response["Item"]
+        return plain_row(response["Item"]) if self.decode else response["Item"]
 
     async def update(self, key: Key, name: str) -> None:
         await self.call(
@@ -160,7 +186,8 @@ class Floor(Client):
             if limit is not None:
                 request["Limit"] = limit - count
             response = await self.call(operation, request)
-            for _item in response["Items"]:
+            items = response["Items"]
+            for _item in [plain_row(item) for item in items] if self.decode else items:
                 count += 1
             last = response.get("LastEvaluatedKey")
             if last is None or (limit is not None and count >= limit):
@@ -178,7 +205,8 @@ class Floor(Client):
         response = await self.call("BatchGetItem", request)
         if response.get("UnprocessedKeys"):
             raise RuntimeError("unprocessed keys")
-        return len(response["Responses"][TABLE])
+        items = response["Responses"][TABLE]
+        return len([plain_row(item) for item in items] if self.decode else items)
 
     async def scan(self, segments: int, limit: int | None) -> int:
         if segments == 1:
@@ -192,6 +220,15 @@ class Floor(Client):
             )
         )
         return sum(counts)
+
+
+class FloorRaw(Floor):
+    """The floor without its read decoding: items stay AttributeValues, as DynamoDB's
+    JSON has them (the floor of the earlier rounds' tables)."""
+
+    name = "floor-raw"
+    label = "floor-raw: aiohttp + SigV4 + orjson, reads not decoded"
+    decode = False
 
 
 # ---------------------------------------------------------------- raw aioboto3
@@ -673,6 +710,7 @@ CLIENTS: dict[str, type[Client]] = {
     client.name: client
     for client in (
         Floor,
+        FloorRaw,
         RawAioboto3,
         DynamodmHttp,
         DynamodmBotocore,
