@@ -19,7 +19,7 @@ from .codec import Item, check_item_size, format_datetime, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
 from .instances import entity_class, expired, load_checked
-from .keys import item_identity
+from .keys import identity_of, item_identity
 from .ratelimit import RateLimit
 from .writes import encode_for_put
 
@@ -48,8 +48,17 @@ def _before_hooks(instance: Model, event: hooks.Event) -> bool:
     return False
 
 
-def _key_names(model: type[Model]) -> list[str]:
-    return [k.attribute for k in model.__dm_schema__.table_keys]
+_key_attributes: dict[type[Model], tuple[str, ...]] = {}
+
+
+def _table_key(model: type[Model]) -> tuple[str, ...]:
+    """The table key's attributes of a model, sorted (as ``identity_of`` reads them)."""
+    found = _key_attributes.get(model)
+    if found is None:
+        found = _key_attributes[model] = tuple(
+            sorted(k.attribute for k in model.__dm_schema__.table_keys)
+        )
+    return found
 
 
 # ---------------------------------------------------------------- batch get
@@ -68,34 +77,32 @@ async def batch_get(
     ``.items``, the bad keys on ``.keys``), or are skipped with ``on_invalid="skip"``."""
     if on_invalid not in ("raise", "skip"):
         raise UsageError(f"batch_get: on_invalid is 'raise' or 'skip', not {on_invalid!r}")
-    wanted: list[tuple[type[Model], str, Item]] = []
-    unique_keys: dict[str, tuple[type[Model], str, Item]] = {}
+    names = session.names
+    wanted: list[tuple[type[Model], str]] = []
+    # Each key once, in requests of MAX_GET_KEYS built as the keys come.
+    requested: set[str] = set()
+    chunks: list[_GetChunk] = []
+    chunk: _GetChunk | None = None
     for model, key in pairs:
-        table = session.names.of(model)
+        table = names.of(model)
         encoded = keys.from_any(model, key)
-        fingerprint = item_identity(table, encoded)
-        wanted.append((model, fingerprint, encoded))
-        unique_keys.setdefault(fingerprint, (model, table, encoded))
-    entries = list(unique_keys.items())
-    chunks = [entries[i : i + MAX_GET_KEYS] for i in range(0, len(entries), MAX_GET_KEYS)]
+        identity = item_identity(table, encoded)
+        wanted.append((model, identity))
+        if identity in requested:
+            continue
+        requested.add(identity)
+        if chunk is None or chunk.count == MAX_GET_KEYS:
+            chunk = _GetChunk()
+            chunks.append(chunk)
+        chunk.add(table, encoded, consistent)
     found: dict[str, Item] = {}
-    limit = asyncio.Semaphore(CONCURRENCY)
-
-    async def fetch(chunk: list[tuple[str, tuple[type[Model], str, Item]]]) -> None:
-        async with limit:
-            await _get_chunk(session, chunk, consistent, found)
-
-    tasks = [asyncio.ensure_future(fetch(chunk)) for chunk in chunks]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        # One chunk failed (or the caller was cancelled): stop the others too.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    if len(chunks) == 1:
+        await _get_chunk(session, chunks[0], found)
+    elif chunks:
+        await _get_chunks(session, chunks, found)
     results: list[Any] = []
     bad: list[ItemInvalid] = []
-    for model, fingerprint, _key in wanted:
+    for model, fingerprint in wanted:
         item = found.get(fingerprint)
         if (
             item is not None
@@ -132,20 +139,50 @@ async def batch_get(
     return results
 
 
-async def _get_chunk(
-    session: Connection,
-    chunk: list[tuple[str, tuple[type[Model], str, Item]]],
-    consistent: bool,
-    found: dict[str, Item],
-) -> None:
-    key_attributes: dict[str, list[str]] = {}
-    request_items: dict[str, dict[str, Any]] = {}
-    for _fp, (_model, table, key) in chunk:
-        entry = request_items.setdefault(table, {"Keys": []})
-        if consistent:
-            entry["ConsistentRead"] = True
+class _GetChunk:
+    """The RequestItems of one BatchGetItem, and the sorted key attributes of its tables
+    (to know the items of the answer by their key)."""
+
+    __slots__ = ("count", "key_attributes", "request_items")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.request_items: dict[str, dict[str, Any]] = {}
+        self.key_attributes: dict[str, list[str]] = {}
+
+    def add(self, table: str, key: Item, consistent: bool) -> None:
+        entry = self.request_items.get(table)
+        if entry is None:
+            entry = self.request_items[table] = {"Keys": []}
+            if consistent:
+                entry["ConsistentRead"] = True
+            self.key_attributes[table] = sorted(key)
         entry["Keys"].append(key)
-        key_attributes[table] = list(key)
+        self.count += 1
+
+
+async def _get_chunks(session: Connection, chunks: list[_GetChunk], found: dict[str, Item]) -> None:
+    """The chunks' requests, CONCURRENCY at a time, in order."""
+    queue = iter(chunks)
+
+    async def fetch() -> None:
+        for chunk in queue:
+            await _get_chunk(session, chunk, found)
+
+    tasks = [asyncio.ensure_future(fetch()) for _ in range(min(CONCURRENCY, len(chunks)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # One chunk failed (or the caller was cancelled): stop the others too.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _get_chunk(session: Connection, chunk: _GetChunk, found: dict[str, Item]) -> None:
+    key_attributes = chunk.key_attributes
+    request_items = chunk.request_items
     started = session.retry.clock()
     attempt = 0
     while request_items:
@@ -153,9 +190,9 @@ async def _get_chunk(
             "BatchGetItem", {"RequestItems": request_items}, idempotent=True
         )
         for table, items in response.get("Responses", {}).items():
+            attributes = key_attributes[table]
             for item in items:
-                key = {a: item[a] for a in key_attributes[table] if a in item}
-                found[item_identity(table, key)] = item
+                found[identity_of(table, attributes, item)] = item
         request_items = response.get("UnprocessedKeys") or {}
         if request_items:
             attempt += 1
@@ -171,7 +208,7 @@ async def _get_chunk(
 # ---------------------------------------------------------------- batch write
 
 
-@dataclass
+@dataclass(slots=True)
 class _Queued:
     kind: str  # "put" or "delete"
     model: type[Model]
@@ -180,7 +217,7 @@ class _Queued:
     table: str
     fingerprint: str
     size: int
-    key_names: list[str]
+    key_names: Sequence[str]
     apply: Callable[[], None] | None = None
     event: hooks.Event | None = None
     deferred: bool = False  # async before-hooks still to run (just before sending)
@@ -204,8 +241,9 @@ class Room:
 class _Request:
     """One BatchWriteItem request of up to 25 entries, sent by its own task."""
 
-    entries: list[_Queued]
+    entries: dict[str, _Queued]  # by fingerprint; written ones leave it as they land
     keys: set[str]
+    deferred: bool  # some entries have async before-hooks still to run
     task: asyncio.Task[None] | None = None
     started: bool = False  # True once it may have reached DynamoDB
 
@@ -278,30 +316,27 @@ class BatchWriter:
     def _put_entry(self, instance: Model) -> _Queued:
         model = type(instance)
         item = encode_for_put(instance, "batch put")
-        schema = model.__dm_schema__
-        now = None
-        if schema.updated_at:
+        apply = None
+        updated_at = model.__dm_schema__.updated_at
+        if updated_at:
             now = utcnow()
-            attribute = model.__dm_codec__.by_name[schema.updated_at].attribute
-            item[attribute] = {"S": format_datetime(now)}
+            item[model.__dm_codec__.by_name[updated_at].attribute] = {"S": format_datetime(now)}
+
+            def apply() -> None:
+                instance.__dict__[updated_at] = now
+
         size = check_item_size(item, model.__name__, "batch put")
-        session = self.session
-        table = session.names.of(model)
-        key = {name: item[name] for name in _key_names(model)}
-
-        def apply() -> None:
-            if now is not None and schema.updated_at:
-                instance.__dict__[schema.updated_at] = now
-
+        table = self.session.names.of(model)
+        key_names = _table_key(model)
         return _Queued(
             "put",
             model,
             instance,
             {"PutRequest": {"Item": item}},
             table,
-            item_identity(table, key),
+            identity_of(table, key_names, item),
             size,
-            list(key),
+            key_names,
             apply,
             "save",
         )
@@ -343,7 +378,7 @@ class BatchWriter:
                 table,
                 item_identity(table, key),
                 0,
-                list(key),
+                _table_key(model),
                 event=event,
                 deferred=deferred,
             )
@@ -367,15 +402,21 @@ class BatchWriter:
     def _flush(self) -> None:
         self._inflight = [r for r in self._inflight if r.task is None or not r.task.done()]
         while self._buffer:
-            chunk: list[_Queued] = []
+            chunk: dict[str, _Queued] = {}
             size = 0
-            for fingerprint in list(self._buffer):
-                entry = self._buffer[fingerprint]
+            deferred = False
+            for fingerprint, entry in self._buffer.items():
                 if len(chunk) == MAX_WRITES or size + entry.size > MAX_WRITE_BYTES:
                     break
-                chunk.append(self._buffer.pop(fingerprint))
+                chunk[fingerprint] = entry
                 size += entry.size
-            request = _Request(chunk, {e.fingerprint for e in chunk})
+                deferred = deferred or entry.deferred
+            if len(chunk) == len(self._buffer):
+                self._buffer = {}
+            else:
+                for fingerprint in chunk:
+                    del self._buffer[fingerprint]
+            request = _Request(chunk, set(chunk), deferred)
             # A key still in flight is written again only after that request is answered,
             # so the last operation on it wins.
             before = [r.task for r in self._inflight if r.task and r.keys & request.keys]
@@ -389,16 +430,17 @@ class BatchWriter:
             # wait(), not gather(): cancelling this request must not cancel the earlier
             # ones, which may be in flight.
             await asyncio.wait(before)
-        pending = {e.fingerprint: e for e in request.entries}
+        pending = request.entries
         async with self._limit:
             request.started = True
             try:
-                for fingerprint, entry in list(pending.items()):
-                    if entry.deferred:
-                        await hooks.run(entry.target, "before", entry.event or "save")
-                        if entry.kind == "put":
-                            pending[fingerprint] = self._put_entry(entry.target)
-                        entry.deferred = False
+                if request.deferred:
+                    for fingerprint, entry in list(pending.items()):
+                        if entry.deferred:
+                            await hooks.run(entry.target, "before", entry.event or "save")
+                            if entry.kind == "put":
+                                pending[fingerprint] = self._put_entry(entry.target)
+                            entry.deferred = False
                 await self._write_chunk(pending)
             except Exception as error:  # reported on exit with the items it concerns
                 self._errors.append(error)
@@ -411,26 +453,24 @@ class BatchWriter:
         attempt = 0
         while pending:
             request_items: dict[str, list[dict[str, Any]]] = {}
-            key_names: dict[str, list[str]] = {}
             for entry in pending.values():
-                request_items.setdefault(entry.table, []).append(entry.request)
-                key_names[entry.table] = entry.key_names
+                requests = request_items.get(entry.table)
+                if requests is None:
+                    requests = request_items[entry.table] = []
+                requests.append(entry.request)
             response = await session.call(
                 "BatchWriteItem",
                 {"RequestItems": request_items},
                 idempotent=True,
                 rate_limit=self.rate_limit,
             )
-            left: set[str] = set()
-            for table, requests in (response.get("UnprocessedItems") or {}).items():
-                for request in requests:
-                    if "DeleteRequest" in request:
-                        key = request["DeleteRequest"]["Key"]
-                    else:
-                        item = request["PutRequest"]["Item"]
-                        key = {name: item[name] for name in key_names[table]}
-                    left.add(item_identity(table, key))
-            for fingerprint in [f for f in pending if f not in left]:
+            unprocessed = response.get("UnprocessedItems")
+            if unprocessed:
+                left = _identities(unprocessed, pending)
+                landed = [f for f in pending if f not in left]
+            else:
+                landed = list(pending)
+            for fingerprint in landed:
                 entry = pending.pop(fingerprint)
                 if entry.apply is not None:
                     entry.apply()
@@ -506,6 +546,19 @@ class BatchWriter:
             f"dynamodm: batch_write wrote {self.written} items before the error"
             f"{failed}; {dropped} items not yet sent were not written"
         )
+
+
+def _identities(unprocessed: dict[str, list[dict[str, Any]]], sent: dict[str, _Queued]) -> set[str]:
+    """The fingerprints of the writes that DynamoDB left unprocessed."""
+    key_names = {entry.table: entry.key_names for entry in sent.values()}
+    left: set[str] = set()
+    for table, requests in unprocessed.items():
+        for request in requests:
+            if "DeleteRequest" in request:
+                left.add(item_identity(table, request["DeleteRequest"]["Key"]))
+            else:
+                left.add(identity_of(table, key_names[table], request["PutRequest"]["Item"]))
+    return left
 
 
 def batch_write(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,8 @@ def _first_error(exc: ValueError) -> str:
 
 def encode_field(model: type[Model], name: str, value: Any, *, validate: bool = True) -> Any:
     """A field value validated through the field's type and encoded as it is stored."""
-    annotation = model.model_fields[name].annotation
+    # The fields themselves, not the ``model_fields`` property: this runs for every key.
+    annotation = model.__pydantic_fields__[name].annotation
     if validate and not (annotation is str and type(value) is str):
         try:
             value = _adapter(annotation).validate_python(value)
@@ -199,11 +200,14 @@ def from_call(
 
 
 def from_instance(instance: Model) -> Item:
+    """The table key of an instance (its values were validated when they were set)."""
     model = type(instance)
+    schema = schema_of(model)
     values = instance.__dict__
-    return from_fields(
-        model, {name: values.get(name) for name in schema_of(model).key_fields}, validate=False
-    )
+    return {
+        k.attribute: _key_part(model, k, values, False, k is schema.hash_key)
+        for k in schema.table_keys
+    }
 
 
 def computed(model: type[Model], values: Mapping[str, Any], *, validate: bool = False) -> Item:
@@ -282,6 +286,24 @@ def key_from_text(text: str) -> Item:
 def item_identity(table: str, key: Item) -> str:
     """One text per stored item: two keys DynamoDB takes for one item give one text
     (batches, transactions and guards de-duplicate with it)."""
+    return identity_of(table, sorted(key), key)
+
+
+def identity_of(table: str, attributes: Sequence[str], item: Item) -> str:
+    """``item_identity`` of the key that the attributes ``attributes`` (sorted) of
+    ``item`` make: read in place, without building the key first."""
+    text = table
+    for name in attributes:
+        av = item.get(name)
+        # String keys, by far the most common, are their own canonical text.
+        value = av.get("S") if av is not None and len(av) == 1 else None
+        if value is None:
+            return _typed_identity(table, {a: item[a] for a in attributes if a in item})
+        text = f"{text}\x01{name}\x00S\x00{value}"
+    return text
+
+
+def _typed_identity(table: str, key: Item) -> str:
     text = [table]
     for name in sorted(key):
         ((kind, value),) = key[name].items()

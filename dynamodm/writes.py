@@ -56,7 +56,7 @@ from .instances import (
     stored_values,
 )
 from .migrations import VERSION_ATTRIBUTE
-from .schema import TableNames, TableSchema, schema_of
+from .schema import KeyAttribute, TableNames, TableSchema, schema_of
 
 if TYPE_CHECKING:
     from .model import Model
@@ -133,9 +133,18 @@ def _now() -> Value:
     return Value({"N": str(int(time.time()))})
 
 
+_exists: dict[type[Model], Condition] = {}
+
+
 def _present(model: type[Model]) -> Condition:
     """The item exists and has not expired (an item past its TTL counts as gone, though
     DynamoDB may delete it days later)."""
+    if model.__dm_family__ is None and _schema(model).ttl is None:
+        # Nothing in it changes with time or with the model's subclasses: made once.
+        found = _exists.get(model)
+        if found is None:
+            found = _exists[model] = keys.hash_path(model).exists()
+        return found
     exists = keys.hash_path(model).exists()
     entities = family_entities(model)
     if entities is not None and len(entities) < len(model.__dm_family__ or ()):
@@ -236,7 +245,8 @@ def plan_put(
     checks.append(user)
     full = all_of(checks)
     body: dict[str, Any] = {"TableName": names.of(model), "Item": item}
-    _render(body, full)
+    if full is not None:
+        _render(body, full)
 
     def apply(_: Item | None) -> None:
         if now is not None and schema.updated_at:
@@ -366,20 +376,37 @@ def check_key_values(model: type[Model], item: Item) -> None:
     schema = _schema(model)
     for attribute, key in schema.key_attributes().items():
         value = item.get(attribute)
-        name = key.field or attribute
-        if value is None:
-            if key in schema.table_keys:
-                needs = key.template.fields if key.template else (name,)
-                raise UsageError(
-                    f"{model.__name__}: the table key needs {', '.join(map(repr, needs))}"
-                )
-            continue
-        if value.get("S") == "" or value.get("B") == b"":
-            raise UsageError(
-                f"{model.__name__}.{name}: an empty value cannot be stored in a key "
-                "attribute of the table or an index; use None (no index entry) or a value"
-            )
-        keys.check_key_size(model, name, value, hash_key=attribute not in schema.range_attributes)
+        if value is not None:
+            text = value.get("S")
+            if text and len(text) <= _SHORT_KEY:
+                continue  # the common case, checked in place
+        _check_key_value(model, schema, attribute, key, value)
+
+
+# A string key of this many characters is within every key limit, even at four bytes a
+# character.
+_SHORT_KEY = keys.MAX_RANGE_KEY_BYTES // 4
+
+
+def _check_key_value(
+    model: type[Model],
+    schema: TableSchema,
+    attribute: str,
+    key: KeyAttribute,
+    value: AttributeValue | None,
+) -> None:
+    name = key.field or attribute
+    if value is None:
+        if key in schema.table_keys:
+            needs = key.template.fields if key.template else (name,)
+            raise UsageError(f"{model.__name__}: the table key needs {', '.join(map(repr, needs))}")
+        return
+    if value.get("S") == "" or value.get("B") == b"":
+        raise UsageError(
+            f"{model.__name__}.{name}: an empty value cannot be stored in a key "
+            "attribute of the table or an index; use None (no index entry) or a value"
+        )
+    keys.check_key_size(model, name, value, hash_key=attribute not in schema.range_attributes)
 
 
 def _key_attributes(schema: TableSchema) -> list[str]:
@@ -493,6 +520,8 @@ def _template_actions(
 ) -> list[Action]:
     """Keep computed key attributes in step with the fields they are made of."""
     schema = _schema(model)
+    if not schema.templates:
+        return []
     table_keys = {k.attribute for k in schema.table_keys}
     result: list[Action] = []
     for template in schema.templates:
@@ -724,7 +753,8 @@ def plan_delete(
     checks.append(user)
     full = all_of(checks)
     body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
-    _render(body, full)
+    if full is not None:
+        _render(body, full)
 
     def apply(_: Item | None) -> None:
         if instance is not None:
