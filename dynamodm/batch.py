@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import hooks, keys
-from .codec import Item, check_item_size, format_datetime, utcnow
+from .codec import Item, format_datetime, sized_item, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
 from .instances import entity_class, expired, load_checked
@@ -325,7 +325,8 @@ class BatchWriter:
             def apply() -> None:
                 instance.__dict__[updated_at] = now
 
-        size = check_item_size(item, model.__name__, "batch put")
+        # From here on the item is only read: it carries the JSON it is sent as.
+        item, size = sized_item(item, model.__name__, "batch put")
         table = self.session.names.of(model)
         key_names = _table_key(model)
         return _Queued(

@@ -22,6 +22,7 @@ from .codec import (
     check_item_size,
     format_datetime,
     item_size,
+    sized_item,
     utcnow,
     value_size,
 )
@@ -219,7 +220,8 @@ def plan_put(
     version = getattr(instance, schema.version) if schema.version else None
     if version is not None and schema.version:
         item[_attribute(model, schema.version)] = {"N": str(version + 1)}
-    check_item_size(item, model.__name__, operation)
+    # From here on the item is only read: it carries the JSON it is sent as.
+    item, _ = sized_item(item, model.__name__, operation)
 
     key = {a: item[a] for a in _key_attributes(schema)}
     checks: list[Condition | None] = []
@@ -254,7 +256,8 @@ def plan_put(
         if version is not None and schema.version:
             instance.__dict__[schema.version] = version + 1
         remember(instance, item)
-        set_state(instance, "_dm_stored", item)
+        # A plain copy: the instance keeps the attributes, not the JSON they were sent as.
+        set_state(instance, "_dm_stored", dict(item))
         set_state(instance, "_dm_read_version", None)
 
     return Write(
