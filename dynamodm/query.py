@@ -7,7 +7,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -588,7 +588,7 @@ class Query(Generic[M]):
 
     async def _pages(
         self, session: Connection, request: dict[str, Any], want: int | None
-    ) -> AsyncIterator[tuple[list[Item], Item | None]]:
+    ) -> AsyncGenerator[tuple[list[Item], Item | None], None]:
         """Raw pages: (items, LastEvaluatedKey), asking no more than ``want`` if given."""
         table = request["TableName"]
         while True:
@@ -635,42 +635,50 @@ class Query(Generic[M]):
                 error.cursor = self._encode_cursor(item, session.cursor_key)
             raise
 
-    async def __aiter__(self) -> AsyncIterator[M]:
+    async def __aiter__(self) -> AsyncGenerator[M, None]:
         session = self.session()
-        # Page by page: one generator step per page, not per item.
-        async for page in self._item_pages(session):
-            for item in page:
-                instance = self._load(session, item)
-                if instance is not None:
-                    yield instance
+        # Page by page: one generator step per page, not per item. Every generator an
+        # iteration opens is closed by it when it stops early (a limit, first(), a
+        # break): left open, each would wait for the event loop to close it in a task
+        # of its own, keeping its last page alive until then.
+        async with contextlib.aclosing(self._item_pages(session)) as pages:
+            async for page in pages:
+                for item in page:
+                    instance = self._load(session, item)
+                    if instance is not None:
+                        yield instance
 
     def raw(self) -> AsyncIterator[Item]:
         """The matching items as DynamoDB returns them (AttributeValues, every attribute),
         without building models: for exports and tools."""
         return self._items(self.session())
 
-    async def _items(self, session: Connection) -> AsyncIterator[Item]:
-        async for page in self._item_pages(session):
-            for item in page:
-                yield item
+    async def _items(self, session: Connection) -> AsyncGenerator[Item, None]:
+        async with contextlib.aclosing(self._item_pages(session)) as pages:
+            async for page in pages:
+                for item in page:
+                    yield item
 
-    async def _item_pages(self, session: Connection) -> AsyncIterator[list[Item]]:
+    async def _item_pages(self, session: Connection) -> AsyncGenerator[list[Item], None]:
         """The matching items, a page at a time, cut at ``limit``."""
         if self.segments > 1:
-            async for page in self._parallel_scan(session):
-                yield page
+            async with contextlib.aclosing(self._parallel_scan(session)) as scanned:
+                async for page in scanned:
+                    yield page
             return
         remaining = self.limit
-        async for page, _last in self._pages(session, self._base(session), remaining):
-            if remaining is not None:
-                page = page[:remaining]
-                remaining -= len(page)
-            if page:
-                yield page
-            if remaining == 0:
-                return
+        pages = self._pages(session, self._base(session), remaining)
+        async with contextlib.aclosing(pages):
+            async for page, _last in pages:
+                if remaining is not None:
+                    page = page[:remaining]
+                    remaining -= len(page)
+                if page:
+                    yield page
+                if remaining == 0:
+                    return
 
-    async def _parallel_scan(self, session: Connection) -> AsyncIterator[list[Item]]:
+    async def _parallel_scan(self, session: Connection) -> AsyncGenerator[list[Item], None]:
         queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(_SCAN_QUEUE)
 
         async def segment(number: int) -> None:
@@ -724,13 +732,15 @@ class Query(Generic[M]):
     async def first(self) -> M | None:
         """The first matching item, reading pages until one matches; None if none does."""
         if self.on_invalid == "skip":
-            async for instance in self:
-                return instance
+            async with contextlib.aclosing(self.__aiter__()) as instances:
+                async for instance in instances:
+                    return instance
             return None
         session = self.session()
-        async for items, _last in self._pages(session, self._base(session), 1):
-            if items:
-                return self._load(session, items[0])
+        async with contextlib.aclosing(self._pages(session, self._base(session), 1)) as pages:
+            async for items, _last in pages:
+                if items:
+                    return self._load(session, items[0])
         return None
 
     async def count(self) -> int:
@@ -741,15 +751,16 @@ class Query(Generic[M]):
         request.pop("ProjectionExpression", None)
         _drop_unused_names(request)
         total = 0
-        async for _items, _last in self._count_pages(session, request):
-            total += _items
-            if self.limit is not None and total >= self.limit:
-                return self.limit
+        async with contextlib.aclosing(self._count_pages(session, request)) as pages:
+            async for _items, _last in pages:
+                total += _items
+                if self.limit is not None and total >= self.limit:
+                    return self.limit
         return total
 
     async def _count_pages(
         self, session: Connection, request: dict[str, Any]
-    ) -> AsyncIterator[tuple[int, Item | None]]:
+    ) -> AsyncGenerator[tuple[int, Item | None], None]:
         table = request["TableName"]
         while True:
             response = await session.call(
@@ -776,26 +787,27 @@ class Query(Generic[M]):
             request["ExclusiveStartKey"] = self._decode_cursor(cursor, session.cursor_key)
         results: list[M] = []
         last_item: Item | None = None
-        async for items, last in self._pages(session, request, size):
-            for position, item in enumerate(items):
-                try:
-                    instance = self._load(session, item)
-                except ItemInvalid as error:
-                    error.items = results
-                    raise
-                last_item = item
-                if instance is None:
-                    continue
-                results.append(instance)
+        async with contextlib.aclosing(self._pages(session, request, size)) as pages:
+            async for items, last in pages:
+                for position, item in enumerate(items):
+                    try:
+                        instance = self._load(session, item)
+                    except ItemInvalid as error:
+                        error.items = results
+                        raise
+                    last_item = item
+                    if instance is None:
+                        continue
+                    results.append(instance)
+                    if len(results) == size:
+                        more = position < len(items) - 1 or last is not None
+                        return Page(
+                            results, self._encode_cursor(item, session.cursor_key) if more else None
+                        )
+                if last is None:
+                    return Page(results, None)
                 if len(results) == size:
-                    more = position < len(items) - 1 or last is not None
-                    return Page(
-                        results, self._encode_cursor(item, session.cursor_key) if more else None
-                    )
-            if last is None:
-                return Page(results, None)
-            if len(results) == size:
-                break
+                    break
         return Page(
             results, self._encode_cursor(last_item, session.cursor_key) if last_item else None
         )
