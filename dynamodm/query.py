@@ -122,7 +122,9 @@ class Query(Generic[M]):
             request["IndexName"] = self.index.name
         self.hash_av: dict[str, Any] | None = None
         self._range_condition: Condition | None = None
-        self._key_fingerprint = ""
+        # What a cursor's key condition digest is made of, digested when a cursor is made
+        # or read (most queries never make one).
+        self._key_condition: list[Any] | None = None
         filters: list[Condition | None] = []
         fields = dict(fields or {})
         # A multi-attribute index key: the value of each hash attribute, and a condition on
@@ -132,7 +134,7 @@ class Query(Generic[M]):
         if operation == "Query" and self.index is not None and self.index.multi_attribute:
             expression = self._multi_key(hash_value, range_condition, fields, entities, renderer)
             request["KeyConditionExpression"] = expression
-            self._key_fingerprint = cursor.fingerprint([expression, renderer.values])
+            self._key_condition = [expression, dict(renderer.values)]
             if reverse:
                 request["ScanIndexForward"] = False
         elif operation == "Query":
@@ -165,7 +167,7 @@ class Query(Generic[M]):
                 self._range_condition = condition
             request["KeyConditionExpression"] = expression
             # A cursor only fits this key condition: another one refuses its start key.
-            self._key_fingerprint = cursor.fingerprint([expression, renderer.values])
+            self._key_condition = [expression, dict(renderer.values)]
             if reverse:
                 request["ScanIndexForward"] = False
         elif range_condition is not None or hash_value is not None or reverse or fields:
@@ -819,7 +821,7 @@ class Query(Generic[M]):
             "m": self.model.__name__,
             "t": self.model.__dm_schema__.table,
             "i": self.index.name if self.index else "",
-            "h": self._key_fingerprint,
+            "h": "" if self._key_condition is None else cursor.fingerprint(self._key_condition),
             "o": self.operation,
         }
 
