@@ -274,6 +274,7 @@ class BatchWriter:
         self.written_items: list[tuple[str, Any]] | None = [] if keep_written else None
         self.failed: list[tuple[str, Any]] = []
         self._errors: list[BaseException] = []
+        self._room = Room(self)  # stateless: one serves every call
 
     @property
     def session(self) -> Connection:
@@ -311,7 +312,7 @@ class BatchWriter:
         entry = self._put_entry(instance)
         entry.deferred = deferred
         self._add(entry)
-        return Room(self)
+        return self._room
 
     def _put_entry(self, instance: Model) -> _Queued:
         model = type(instance)
@@ -348,7 +349,7 @@ class BatchWriter:
         self._check_model(model, "delete")
         deferred = _before_hooks(instance, "delete")
         self._delete(model, keys.from_instance(instance), instance, "delete", deferred)
-        return Room(self)
+        return self._room
 
     def delete_key(self, model: type[Model], key: Any) -> Room:
         """Delete by key: a hash value or a ``(hash, range)`` tuple (awaitable, as ``put``)."""
@@ -359,7 +360,7 @@ class BatchWriter:
                 "the instance; use batch.delete(instance)"
             )
         self._delete(model, keys.from_any(model, key), key, None)
-        return Room(self)
+        return self._room
 
     def _delete(
         self,
@@ -478,7 +479,11 @@ class BatchWriter:
                 self.written += 1
                 if self.written_items is not None:
                     self.written_items.append((entry.kind, entry.target))
-                if entry.event and hooks.has(entry.target, "after", entry.event):
+                if (
+                    entry.event
+                    and entry.model.__dm_hooks__
+                    and hooks.has(entry.target, "after", entry.event)
+                ):
                     await hooks.run(entry.target, "after", entry.event)
             if pending:
                 attempt += 1
@@ -494,9 +499,10 @@ class BatchWriter:
         self._flush()
         tasks = [r.task for r in self._inflight if r.task is not None]
         if tasks:
-            # Shielded: a cancelled caller leaves the requests in flight to __aexit__, which
-            # waits for those that may have reached DynamoDB, so that the record is exact.
-            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            # wait(), not gather(): a cancelled caller leaves the requests in flight to
+            # __aexit__, which waits for those that may have reached DynamoDB, so that the
+            # record is exact. (Requests report their errors on the batch, not by raising.)
+            await asyncio.wait(tasks)
         self._inflight = [r for r in self._inflight if r.task not in tasks]
 
     async def __aenter__(self) -> BatchWriter:

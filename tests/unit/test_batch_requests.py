@@ -1,0 +1,297 @@
+"""Batch get and batch write against a scripted transport: the requests they build, what
+they make of partial answers, how many requests they keep in flight, and that their work
+per item does not grow with the number of items."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Context, Decimal
+from types import FrameType
+from typing import Annotated, Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from servers import free_port
+
+import dynamodm as dm
+from dynamodm.codec import EncodedItem
+from dynamodm.keys import identity_of, item_identity
+
+REG = dm.Registry("unit-batch-requests")
+Answer = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Book(dm.Model):
+    class Meta:
+        table = "books"
+        registry = REG
+
+    shelf: Annotated[str, dm.HashKey]
+    id: Annotated[str, dm.RangeKey]
+    title: str = ""
+    pages: int = 0
+    tags: list[str] = []
+
+
+class Scripted:
+    """A transport whose answers a test writes; it records every request."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.answer: Answer | None = None
+
+    async def send(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.sent.append((operation, request))
+        assert self.answer is not None
+        return await self.answer(operation, request)
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Scripted]:
+    transport = Scripted()
+    async with dm.connect(
+        endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1"
+    ) as session:
+        session.transport.send = transport.send  # type: ignore[method-assign]
+        yield transport
+
+
+def stored(book: int) -> dict[str, Any]:
+    return {
+        "shelf": {"S": "s"},
+        "id": {"S": f"b{book:05d}"},
+        "title": {"S": f"Title {book}"},
+        "pages": {"N": str(book)},
+    }
+
+
+# ---------------------------------------------------------------- identity
+
+
+def reference_identity(table: str, key: dict[str, Any]) -> str:
+    """item_identity as it was written before its fast path (the texts must not change:
+    they are compared across a batch and a transaction)."""
+    exact = Context(prec=60)
+
+    def number(raw: str) -> str:
+        value = Decimal(raw)
+        return format(exact.normalize(value), "f") if value else "0"
+
+    text = [table]
+    for name in sorted(key):
+        ((kind, value),) = key[name].items()
+        if kind != "S":
+            canonical = {
+                n: {
+                    k: base64.b64encode(v).decode()
+                    if isinstance(v, bytes)
+                    else number(v)
+                    if k == "N"
+                    else v
+                    for k, v in av.items()
+                }
+                for n, av in sorted(key.items())
+            }
+            return table + "\x00" + json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        text.append(f"{name}\x00S\x00{value}")
+    return "\x01".join(text)
+
+
+attribute_value = st.one_of(
+    st.builds(lambda s: {"S": s}, st.text()),
+    st.builds(lambda n: {"N": str(n)}, st.integers() | st.decimals(allow_nan=False, places=3)),
+    st.builds(lambda b: {"B": b}, st.binary()),
+)
+key_strategy = st.dictionaries(st.sampled_from(["pk", "sk", "id", "a"]), attribute_value)
+
+
+@given(
+    table=st.text(),
+    key=key_strategy.filter(bool),
+    extra=st.dictionaries(st.text(), attribute_value),
+)
+def test_item_identity_and_its_in_place_form_give_the_reference_text(
+    table: str, key: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    expected = reference_identity(table, key)
+    assert item_identity(table, key) == expected
+    item = {**extra, **key}
+    assert identity_of(table, sorted(key), item) == expected
+
+
+# ---------------------------------------------------------------- batch get
+
+
+class Refused(Exception):
+    """What the scripted transport raises for one request."""
+
+
+async def test_batch_get_retries_unprocessed_keys_and_answers_in_the_order_asked(
+    scripted: Scripted,
+) -> None:
+    held_back: set[str] = set()
+
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        ((table, entry),) = request["RequestItems"].items()
+        ids = [key["id"]["S"] for key in entry["Keys"]]
+        # The first answer to each request leaves its first two keys for later, and the
+        # items come back in another order than asked.
+        later = [i for i in ids[:2] if i not in held_back]
+        held_back.update(later)
+        found = [stored(int(i[1:])) for i in ids if i not in later and i != "b00007"]
+        response: dict[str, Any] = {"Responses": {table: found[::-1]}}
+        if later:
+            keys = [k for k in entry["Keys"] if k["id"]["S"] in later]
+            response["UnprocessedKeys"] = {table: {"Keys": keys}}
+        return response
+
+    scripted.answer = answer
+    asked = [("s", f"b{n:05d}") for n in range(230)] + [("s", "b00003")]
+    books = await Book.batch_get(asked)
+
+    expected = [i for _, i in asked if i != "b00007"]
+    assert [b.id for b in books] == expected
+    sizes = [len(next(iter(r["RequestItems"].values()))["Keys"]) for _, r in scripted.sent]
+    assert sorted(sizes) == [2, 2, 2, 30, 100, 100]
+
+
+async def test_batch_get_keeps_at_most_eight_requests_in_flight(scripted: Scripted) -> None:
+    in_flight = 0
+    most = 0
+
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        ((table, entry),) = request["RequestItems"].items()
+        return {"Responses": {table: [stored(int(k["id"]["S"][1:])) for k in entry["Keys"]]}}
+
+    scripted.answer = answer
+    books = await Book.batch_get([("s", f"b{n:05d}") for n in range(2_000)])
+
+    assert len(books) == 2_000 and most == 8
+    assert len(scripted.sent) == 20
+
+
+async def test_batch_get_stops_the_other_requests_when_one_fails(scripted: Scripted) -> None:
+    cancelled = 0
+
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        nonlocal cancelled
+        ((_table, entry),) = request["RequestItems"].items()
+        if entry["Keys"][0]["id"]["S"] == "b00300":
+            raise Refused
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+        return {}
+
+    scripted.answer = answer
+    with pytest.raises(Refused):
+        await Book.batch_get([("s", f"b{n:05d}") for n in range(1_000)])
+    # Eight requests left at once; the other seven were stopped, the last two never sent.
+    assert cancelled == 7
+    assert len(scripted.sent) == 8
+
+
+# ---------------------------------------------------------------- batch write
+
+
+async def test_batch_write_sends_each_item_as_sized_and_resends_the_unprocessed(
+    scripted: Scripted,
+) -> None:
+    left_once: set[str] = set()
+
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        ((table, requests),) = request["RequestItems"].items()
+        first = requests[0]["PutRequest"]["Item"]
+        if first["id"]["S"] in left_once:
+            return {}
+        left_once.add(first["id"]["S"])
+        return {"UnprocessedItems": {table: [{"PutRequest": {"Item": dict(first)}}]}}
+
+    scripted.answer = answer
+    books = [Book(shelf="s", id=f"b{n:05d}", title=f"Title {n}", tags=["a"]) for n in range(60)]
+    async with dm.batch_write() as batch:
+        for book in books:
+            await batch.put(book)
+
+    assert batch.written == 60 and not batch.failed
+    counts = [len(next(iter(r["RequestItems"].values()))) for _, r in scripted.sent]
+    assert sorted(counts) == [1, 1, 1, 10, 25, 25]
+    for _, request in scripted.sent:
+        for put in next(iter(request["RequestItems"].values())):
+            item = put["PutRequest"]["Item"]
+            # Serialised once, when sized: the request carries that JSON.
+            assert type(item) is EncodedItem and item.json is not None
+            assert orjson.loads(item.json) == dict(item)
+
+
+async def test_save_sends_the_sized_item_and_keeps_a_plain_copy(scripted: Scripted) -> None:
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    scripted.answer = answer
+    book = Book(shelf="s", id="b1", title="One")
+    await book.save()
+
+    ((operation, request),) = scripted.sent
+    item = request["Item"]
+    assert operation == "PutItem" and type(item) is EncodedItem and item.json is not None
+    assert type(book._dm_stored) is dict and book._dm_stored == dict(item)
+
+
+# ---------------------------------------------------------------- work per item
+
+
+async def calls_per_item(action: Callable[[int], Awaitable[Any]], items: int) -> float:
+    """The Python calls (and coroutine resumptions) that ``action(items)`` makes, per item."""
+    count = 0
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call":
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        await action(items)
+    finally:
+        sys.setprofile(None)
+    return count / items
+
+
+async def test_batch_work_per_item_does_not_grow_with_the_number_of_items(
+    scripted: Scripted,
+) -> None:
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        if operation == "BatchWriteItem":
+            return {}
+        ((table, entry),) = request["RequestItems"].items()
+        return {"Responses": {table: [stored(int(k["id"]["S"][1:])) for k in entry["Keys"]]}}
+
+    async def write(items: int) -> None:
+        async with dm.batch_write() as batch:
+            for n in range(items):
+                await batch.put(Book(shelf="s", id=f"b{n:05d}", title="t", tags=["a", "b"]))
+
+    async def get(items: int) -> None:
+        assert len(await Book.batch_get([("s", f"b{n:05d}") for n in range(items)])) == items
+
+    scripted.answer = answer
+    for action in (write, get):
+        await action(200)  # what is made once (per-model caches) is made here
+        # The calls of the second half of each size, per item: fixed costs cancel out.
+        small = 2 * await calls_per_item(action, 400) - await calls_per_item(action, 200)
+        large = 2 * await calls_per_item(action, 20_000) - await calls_per_item(action, 10_000)
+        assert large == pytest.approx(small, rel=0.02), action.__name__
