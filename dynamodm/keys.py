@@ -47,6 +47,8 @@ def encode_field(model: type[Model], name: str, value: Any, *, validate: bool = 
 
 MAX_HASH_KEY_BYTES = 2048
 MAX_RANGE_KEY_BYTES = 1024
+# A string key of this many characters is within both limits, even at four bytes each.
+SHORT_KEY = MAX_RANGE_KEY_BYTES // 4
 
 
 def check_key_size(model: type[Model], name: str, av: AttributeValue, *, hash_key: bool) -> None:
@@ -60,8 +62,8 @@ def check_key_size(model: type[Model], name: str, av: AttributeValue, *, hash_ke
         size = len(raw)
     else:
         size = len(raw)
-        if size * 4 <= MAX_RANGE_KEY_BYTES:
-            return  # even four bytes a character is within both limits
+        if size <= SHORT_KEY:
+            return
         size = len(raw.encode("utf-8", "surrogatepass"))
     limit = MAX_HASH_KEY_BYTES if hash_key else MAX_RANGE_KEY_BYTES
     if size > limit:
@@ -77,6 +79,15 @@ def key_value(
 ) -> AttributeValue:
     """A key field's value, validated and encoded; None, empty and oversized values
     refused."""
+    if (
+        type(value) is str
+        and 0 < len(value) <= SHORT_KEY
+        and value.isascii()
+        and model.__pydantic_fields__[name].annotation is str
+    ):
+        # The common key, a short ASCII value of a str field, is stored as it is: nothing
+        # to validate or convert, and it is valid UTF-8, not empty and within the limits.
+        return {"S": value}
     if value is None:
         raise UsageError(f"{model.__name__}: the key field {name!r} needs a value, got None")
     encoded = encode_field(model, name, value)

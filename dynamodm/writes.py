@@ -381,14 +381,9 @@ def check_key_values(model: type[Model], item: Item) -> None:
         value = item.get(attribute)
         if value is not None:
             text = value.get("S")
-            if text and len(text) <= _SHORT_KEY:
+            if text and len(text) <= keys.SHORT_KEY:
                 continue  # the common case, checked in place
         _check_key_value(model, schema, attribute, key, value)
-
-
-# A string key of this many characters is within every key limit, even at four bytes a
-# character.
-_SHORT_KEY = keys.MAX_RANGE_KEY_BYTES // 4
 
 
 def _check_key_value(

@@ -21,7 +21,7 @@ from servers import free_port
 
 import dynamodm as dm
 from dynamodm.codec import EncodedItem
-from dynamodm.keys import identity_of, item_identity
+from dynamodm.keys import from_values, identity_of, item_identity
 
 REG = dm.Registry("unit-batch-requests")
 Answer = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -295,3 +295,16 @@ async def test_batch_work_per_item_does_not_grow_with_the_number_of_items(
         small = 2 * await calls_per_item(action, 400) - await calls_per_item(action, 200)
         large = 2 * await calls_per_item(action, 20_000) - await calls_per_item(action, 10_000)
         assert large == pytest.approx(small, rel=0.02), action.__name__
+
+
+@given(text=st.text() | st.text(min_size=250, max_size=1100) | st.sampled_from(["", "\ud800"]))
+def test_a_string_key_is_stored_as_it_is_or_refused(text: str) -> None:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        size = None
+    if size is None or not text or size > 1024:  # the range key's limit
+        with pytest.raises(dm.UsageError):
+            from_values(Book, "s", text)
+    else:
+        assert from_values(Book, "s", text) == {"shelf": {"S": "s"}, "id": {"S": text}}
