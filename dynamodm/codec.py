@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
 
 import orjson
-from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter
+from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
 
 from .errors import ItemTooLarge, UsageError
 
@@ -1011,12 +1011,96 @@ def _exact_bytes(av: AttributeValue) -> Any:
     return value
 
 
+def _validated_text(tp: type) -> ExactDecoder:
+    """The exact decoder of a type Pydantic parses from text (datetime, date, UUID): the
+    S value through Pydantic's own validator of that type (the one the model's validation
+    runs on the same text, in Rust, faster than any parse written here); anything else, or
+    text it refuses, is left to the model's validation."""
+    validator = _TEXT_VALIDATORS.get(tp)
+    if validator is None:
+        validator = _TEXT_VALIDATORS[tp] = TypeAdapter(tp).validate_python
+
+    def decode(av: AttributeValue) -> Any:
+        text = av.get("S")
+        if type(text) is not str:
+            raise Mismatch("S")
+        try:
+            return validator(text)
+        except ValidationError:
+            raise Mismatch("S") from None
+
+    return decode
+
+
+_TEXT_VALIDATORS: dict[type, Callable[[Any], Any]] = {}
+_PARSED_FROM_TEXT = (datetime, date, uuid.UUID)
+
+
+def _exact_decimal(av: AttributeValue) -> Any:
+    text = av.get("N")
+    if type(text) is not str:
+        raise Mismatch("N")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise Mismatch("N") from None
+    if not value.is_finite():
+        raise Mismatch("N")
+    return value
+
+
+def _exact_choice(choices: dict[tuple[str, Any], Any], kinds: frozenset[str]) -> ExactDecoder:
+    """An enum member or a Literal value, found by its stored value: an S text, or an N
+    read as an int. A value that is not one of them exactly is left to validation (which
+    may coerce it, call the enum's ``_missing_``, or refuse it)."""
+
+    def decode(av: AttributeValue) -> Any:
+        try:
+            if "S" in av and "S" in kinds:
+                found = choices.get(("S", av["S"]), _NONE)
+            elif "N" in av and "N" in kinds:
+                found = choices.get(("N", int(av["N"])), _NONE)
+            else:
+                raise Mismatch("S")
+        except (ValueError, TypeError):
+            raise Mismatch("S") from None
+        if found is _NONE:
+            raise Mismatch("S")
+        return found
+
+    return decode
+
+
+_NONE = object()
+
+
+def _choices(values: list[tuple[Any, Any]]) -> ExactDecoder | None:
+    """The exact decoder of a closed set of (stored value, loaded value): str values are
+    stored as S, int values (not bool) as N; None for any other kind."""
+    choices: dict[tuple[str, Any], Any] = {}
+    for raw, loaded in values:
+        if type(raw) is str:
+            choices[("S", raw)] = loaded
+        elif type(raw) is int:
+            choices[("N", raw)] = loaded
+        else:
+            return None
+    return _exact_choice(choices, frozenset(kind for kind, _ in choices))
+
+
+def _exact_enum(cls: type[enum.Enum]) -> ExactDecoder | None:
+    if getattr(cls._missing_, "__func__", None) is not getattr(enum.Enum._missing_, "__func__", 0):
+        return None  # the enum's own lookup decides: validation calls it
+    return _choices([(member.value, member) for member in cls])
+
+
 _EXACT_SCALARS: dict[Any, ExactDecoder] = {
     str: _exact_str,
     int: _exact_int,
     float: _exact_float,
     bool: _exact_bool,
     bytes: _exact_bytes,
+    Decimal: _exact_decimal,
     Any: decode_any,  # Pydantic keeps whatever an Any field is given
 }
 _SET_KINDS: dict[Any, str] = {str: "SS", int: "NS", float: "NS", bytes: "BS"}
@@ -1030,6 +1114,8 @@ def _exact_decoder(tp: Any) -> ExactDecoder | None:
     scalar = _EXACT_SCALARS.get(tp) if _hashable(tp) else None  # Annotated may be unhashable
     if scalar is not None:
         return scalar
+    if _hashable(tp) and tp in _PARSED_FROM_TEXT:
+        return _validated_text(tp)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (Union, types.UnionType):
@@ -1050,6 +1136,12 @@ def _exact_decoder(tp: Any) -> ExactDecoder | None:
     if isinstance(tp, type) and issubclass(tp, BaseModel) and origin is None:
         loader = _exact_model(tp)
         return None if loader is None else loader.decode
+    if isinstance(tp, type) and issubclass(tp, enum.Enum) and origin is None:
+        return _exact_enum(tp)
+    if origin is Literal:
+        if any(isinstance(a, enum.Enum) for a in args):
+            return None
+        return _choices([(a, a) for a in args])
     return None
 
 
