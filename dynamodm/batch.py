@@ -237,12 +237,12 @@ class Room:
         return self._batch._wait_for_room().__await__()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     """One BatchWriteItem request of up to 25 entries, sent by its own task."""
 
     entries: dict[str, _Queued]  # by fingerprint; written ones leave it as they land
-    keys: set[str]
+    keys: list[str]
     deferred: bool  # some entries have async before-hooks still to run
     task: asyncio.Task[None] | None = None
     started: bool = False  # True once it may have reached DynamoDB
@@ -268,7 +268,11 @@ class BatchWriter:
         self.rate_limit = rate_limit
         self._session: Connection | None = None
         self._buffer: dict[str, _Queued] = {}
-        self._inflight: list[_Request] = []
+        # Requests sent and not yet answered, and the last of them that holds each key:
+        # a request leaves both when it is answered (so work per request stays constant
+        # however many are queued).
+        self._inflight: set[_Request] = set()
+        self._holding: dict[str, _Request] = {}
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self.written = 0
         self.written_items: list[tuple[str, Any]] | None = [] if keep_written else None
@@ -402,7 +406,6 @@ class BatchWriter:
             self._flush()
 
     def _flush(self) -> None:
-        self._inflight = [r for r in self._inflight if r.task is None or not r.task.done()]
         while self._buffer:
             chunk: dict[str, _Queued] = {}
             size = 0
@@ -418,35 +421,46 @@ class BatchWriter:
             else:
                 for fingerprint in chunk:
                     del self._buffer[fingerprint]
-            request = _Request(chunk, set(chunk), deferred)
-            # A key still in flight is written again only after that request is answered,
-            # so the last operation on it wins.
-            before = [r.task for r in self._inflight if r.task and r.keys & request.keys]
+            request = _Request(chunk, list(chunk), deferred)
+            # A key still in flight is written again only after that request is answered
+            # (which itself waited for the one before), so the last operation on it wins.
+            before: set[asyncio.Task[None]] = set()
+            for fingerprint in chunk:
+                holder = self._holding.get(fingerprint)
+                if holder is not None and holder.task is not None:
+                    before.add(holder.task)
+                self._holding[fingerprint] = request
             request.task = asyncio.get_running_loop().create_task(self._send(request, before))
-            self._inflight.append(request)
+            self._inflight.add(request)
             if len(self._buffer) < MAX_WRITES:
                 return
 
-    async def _send(self, request: _Request, before: list[asyncio.Task[None]]) -> None:
-        if before:
-            # wait(), not gather(): cancelling this request must not cancel the earlier
-            # ones, which may be in flight.
-            await asyncio.wait(before)
-        pending = request.entries
-        async with self._limit:
-            request.started = True
-            try:
-                if request.deferred:
-                    for fingerprint, entry in list(pending.items()):
-                        if entry.deferred:
-                            await hooks.run(entry.target, "before", entry.event or "save")
-                            if entry.kind == "put":
-                                pending[fingerprint] = self._put_entry(entry.target)
-                            entry.deferred = False
-                await self._write_chunk(pending)
-            except Exception as error:  # reported on exit with the items it concerns
-                self._errors.append(error)
-                self.failed.extend((e.kind, e.target) for e in pending.values())
+    async def _send(self, request: _Request, before: set[asyncio.Task[None]]) -> None:
+        try:
+            if before:
+                # wait(), not gather(): cancelling this request must not cancel the earlier
+                # ones, which may be in flight.
+                await asyncio.wait(before)
+            pending = request.entries
+            async with self._limit:
+                request.started = True
+                try:
+                    if request.deferred:
+                        for fingerprint, entry in list(pending.items()):
+                            if entry.deferred:
+                                await hooks.run(entry.target, "before", entry.event or "save")
+                                if entry.kind == "put":
+                                    pending[fingerprint] = self._put_entry(entry.target)
+                                entry.deferred = False
+                    await self._write_chunk(pending)
+                except Exception as error:  # reported on exit with the items it concerns
+                    self._errors.append(error)
+                    self.failed.extend((e.kind, e.target) for e in pending.values())
+        finally:
+            self._inflight.discard(request)
+            for fingerprint in request.keys:
+                if self._holding.get(fingerprint) is request:
+                    del self._holding[fingerprint]
 
     async def _write_chunk(self, pending: dict[str, _Queued]) -> None:
         """Write until nothing is pending; written entries leave ``pending`` as they land."""
@@ -501,9 +515,9 @@ class BatchWriter:
         if tasks:
             # wait(), not gather(): a cancelled caller leaves the requests in flight to
             # __aexit__, which waits for those that may have reached DynamoDB, so that the
-            # record is exact. (Requests report their errors on the batch, not by raising.)
+            # record is exact. (Requests report their errors on the batch, not by raising;
+            # answered ones leave _inflight themselves.)
             await asyncio.wait(tasks)
-        self._inflight = [r for r in self._inflight if r.task not in tasks]
 
     async def __aenter__(self) -> BatchWriter:
         _ = self.session
@@ -537,7 +551,8 @@ class BatchWriter:
         DynamoDB is waited for, so that what was written is known."""
         dropped = len(self._buffer)
         self._buffer.clear()
-        requests, self._inflight = self._inflight, []
+        requests, self._inflight = self._inflight, set()
+        self._holding.clear()
         tasks = []
         for request in requests:
             if request.task is None:
