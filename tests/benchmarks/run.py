@@ -41,7 +41,7 @@ WORKER = HERE / "worker.py"
 WORKER_TIMEOUT = 600.0
 SCALING_CLIENTS = ("floor", "dynamodm-http")
 SCALING_LIMIT = 1.3  # a quadratic path would make 20,000 items cost ~200x 100 items
-SCALING_VERDICT = "query, GC paused"
+SCALING_VERDICTS = ("query, GC paused", "batch write, GC paused", "batch get, GC paused")
 ORDER = tuple(CLIENTS)
 PER_ITEM = ("query", "batch_write", "batch_get", "scan")
 TITLES = {
@@ -267,10 +267,11 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "aioboto3",
                 False,
             )
-    # CPython's cyclic GC costs more per item as pages grow (the floor too): the verdict
-    # is on the run with the collector paused, the library's own cost.
-    by_size = data.get("dynamodm-http", {}).get("scaling", {}).get(SCALING_VERDICT, {})
-    for operation in [SCALING_VERDICT] if by_size else []:
+    # CPython's cyclic GC costs more per item as pages and batches grow (the floor too): the
+    # verdicts are on the runs with the collector paused, the library's own cost.
+    scaling = data.get("dynamodm-http", {}).get("scaling", {})
+    for operation in SCALING_VERDICTS:
+        by_size = scaling.get(operation, {})
         numbers = [n for n in by_size.values() if n]
         if len(numbers) > 1:
             spread = max(numbers) / min(numbers)

@@ -161,24 +161,42 @@ class Runner:
     async def scaling(self) -> dict[str, dict[str, float]]:
         """CPU µs per item of query and scan at each size: flat means no quadratic path.
         Query is measured again with the cyclic GC paused, which separates the library's
-        own cost from CPython's collections (they grow with the page size)."""
+        own cost from CPython's collections (they grow with the page size). A mapper's
+        batch write and batch get take any number of items in one call: they are measured
+        at each size too (the floor's calls are one request each, flat by construction)."""
         result: dict[str, dict[str, float]] = {"query": {}, "scan": {}, "query, GC paused": {}}
+        batches = self.client.name.startswith("dynamodm")
+        if batches:
+            for name in ("batch write", "batch get"):
+                result.update({name: {}, f"{name}, GC paused": {}})
+        table = self.sizes.table_items
+        found: Callable[[Any, Any], int] = lambda _a, n: n  # noqa: E731
+        written: Callable[[Any, Any], int] = lambda args, _r: len(args[0])  # noqa: E731
         for size in self.sizes.scaling:
-            if size > self.sizes.table_items:
+            if size > table:
                 continue
             repeat = max(1, 2_000 // size)
             warm = 1 if size <= 1_000 else 0
-            for name, operation, args in (
-                ("query", "query", (size,)),
-                ("scan", "scan", (1, size)),
-                ("query, GC paused", "query", (size,)),
-            ):
+            cells: list[tuple[str, str, tuple[Any, ...], Callable[[Any, Any], int]]] = [
+                ("query", "query", (size,), found),
+                ("scan", "scan", (1, size), found),
+                ("query, GC paused", "query", (size,), found),
+            ]
+            if batches:
+                rows = [row(spread(n, table)) for n in range(size)]
+                keys = [key_of(n, table) for n in range(size)]
+                for paused in ("", ", GC paused"):
+                    cells += [
+                        (f"batch write{paused}", "batch_write", (rows,), written),
+                        (f"batch get{paused}", "batch_get", (keys,), found),
+                    ]
+            for name, operation, args, handled in cells:
                 units = [args] * (repeat + warm)
                 paused = name.endswith("paused")
                 if paused:
                     gc.disable()
                 try:
-                    measured = await self.measure(operation, units, lambda _a, n: n, 1, warm)
+                    measured = await self.measure(operation, units, handled, 1, warm)
                 finally:
                     gc.enable()
                 result[name][str(size)] = measured.to_json()["cpu_us_per_item"]
