@@ -333,11 +333,15 @@ class Connection:
         if capture is not None:
             self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True, scopes=scopes)
             return capture.answer(operation, request)
-        limits = [
-            limit
-            for limit in (self.rate_limit, rate_limit)
-            if limit is not None and operation in CAPACITY_OPERATIONS
-        ]
+        limits = (
+            [
+                limit
+                for limit in (self.rate_limit, rate_limit)
+                if limit is not None and operation in CAPACITY_OPERATIONS
+            ]
+            if self.rate_limit is not None or rate_limit is not None
+            else _NO_LIMITS
+        )
         # A rate-limited request asks what it consumed, to correct its estimate.
         capacity = self.consumed_capacity or ("TOTAL" if limits else None)
         if capacity and operation in CAPACITY_OPERATIONS:
@@ -481,6 +485,9 @@ class Connection:
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+
+_NO_LIMITS: list[Any] = []
 
 
 def _tables_of(request: Request) -> str | None:

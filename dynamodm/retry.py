@@ -76,6 +76,8 @@ class RetryQuota:
     def give_back(self, taken: int) -> None:
         """Return tokens: those of retries not made, or what a call that succeeded took
         (one token when it took none)."""
+        if not taken and self.tokens >= self.capacity:
+            return  # full: the common case of a call that needed no retry
         self._fill()
         self.tokens = min(self.capacity, self.tokens + (taken or 1))
 
