@@ -620,6 +620,14 @@ class ModelCodec(Codec):
         return {"M": self.encode_fields(value)}
 
     def encode_fields(self, instance: Any) -> Item:
+        """The item of an instance: through a builder generated for this model on first
+        use (one block per field, the common types inline), which then replaces this
+        method on the codec; ``encode_fields_generic`` gives the same item."""
+        encode: Callable[[Any], Item] = _generate_encoder(self)
+        self.encode_fields = encode  # type: ignore[method-assign,assignment]
+        return encode(instance)
+
+    def encode_fields_generic(self, instance: Any) -> Item:
         values = instance.__dict__
         out: Item = {}
         for spec in self.fields:
@@ -676,6 +684,84 @@ class ModelCodec(Codec):
     def field_attribute(self, name: str) -> str | None:
         spec = self.by_name.get(name)
         return spec.attribute if spec else None
+
+
+# ---------------------------------------------------------------- generated encoders
+
+
+def _generate_encoder(codec: ModelCodec) -> Callable[[Any], Item]:
+    """``ModelCodec.encode_fields_generic`` as generated source for one model: strings,
+    ints, bools and lists of strings inline; other values through their field's codec.
+    An EncodeError names the model and field, as the generic loop's does."""
+    namespace: dict[str, Any] = {
+        "EncodeError": EncodeError,
+        "_utf8": utf8,
+        "_limit": _INT_LIMIT,
+        "_model": codec.cls.__name__,
+        "_nesting": MAX_NESTING,
+    }
+    lines = ["def encode_fields(instance):", "    values = instance.__dict__", "    out = {}"]
+    lines += ["    field = None", "    try:"]
+    for i, spec in enumerate(codec.fields):
+        namespace[f"_e{i}"] = spec.codec.encode
+        a = repr(spec.attribute)
+        body = [f"field = {spec.name!r}", f"v = values[{spec.name!r}]", "if v is None:"]
+        body.append("    pass" if spec.omit_none else f"    out[{a}] = {{'NULL': True}}")
+        inner = spec.codec
+        if inner is _STR:
+            body += [
+                "elif v.__class__ is str:",
+                "    if not v.isascii():",
+                "        _utf8(v)",
+                f"    out[{a}] = {{'S': v}}",
+            ]
+        elif inner is _INT:
+            body += [
+                "elif v.__class__ is int and -_limit < v < _limit:",
+                f"    out[{a}] = {{'N': str(v)}}",
+            ]
+        elif inner is _BOOL:
+            body += ["elif v.__class__ is bool:", f"    out[{a}] = {{'BOOL': v}}"]
+        elif isinstance(inner, _List) and inner.element is _STR:
+            namespace[f"_l{i}"] = _list_element(_STR)
+            body += [
+                "elif v.__class__ is list:",
+                f"    out[{a}] = {{'L': [{{'S': x}} if x.__class__ is str and x.isascii() "
+                f"else _l{i}(x) for x in v]}}",
+            ]
+        body += ["else:", f"    e = _e{i}(v)", "    if e is not None:", f"        out[{a}] = e"]
+        lines += ["        " + line for line in body]
+    lines += [
+        "    except EncodeError as exc:",
+        "        raise EncodeError(",
+        "            f'{_model}.{field}: {exc} (the value is on the instance)'",
+        "        ) from None",
+        "    except RecursionError:",
+        "        raise EncodeError(",
+        "            f'{_model}.{field}: the value is nested far deeper than the {_nesting} '",
+        "            'levels DynamoDB allows'",
+        "        ) from None",
+        "    return out",
+    ]
+    code = compile("\n".join(lines), f"<dynamodm encoder of {codec.cls.__qualname__}>", "exec")
+    exec(code, namespace)
+    encoder: Callable[[Any], Item] = namespace["encode_fields"]
+    return encoder
+
+
+def _list_element(element: Codec) -> Callable[[Any], AttributeValue]:
+    """One member of a list as ``_List.encode`` encodes it."""
+    encode = element.encode
+
+    def member(value: Any) -> AttributeValue:
+        if value is None:
+            return {"NULL": True}
+        encoded = encode(value)
+        if encoded is None:
+            raise EncodeError("an empty set cannot be stored inside a list")
+        return encoded
+
+    return member
 
 
 # ---------------------------------------------------------------- exact loading

@@ -23,7 +23,7 @@ from pydantic import (
 
 import dynamodm as dm
 from dynamodm import GlobalIndex, HashKey, Model, RangeKey
-from dynamodm.codec import Item, Mismatch
+from dynamodm.codec import EncodeError, Item, Mismatch
 from dynamodm.instances import load_checked
 
 REGISTRY = dm.Registry("unit-fast-load")
@@ -635,3 +635,74 @@ def test_validators_private_attributes_and_self_nesting_keep_validation() -> Non
         assert model.__dm_codec__.exact is None, model.__name__
     assert load_checked(Validated, {"id": {"S": "ABC"}}).id == "abc"
     assert load_checked(Private, {"id": {"S": "p"}})._cache == 0
+
+
+# ---------------------------------------------------------------- generated encoders
+
+
+def _encoded(encode: Any, instance: Any) -> Any:
+    try:
+        return encode(instance)
+    except EncodeError as error:
+        return ("refused", str(error))
+
+
+@PROPERTY
+@given(instances)
+def test_the_generated_encoder_writes_what_the_generic_loop_writes(instance: Fast) -> None:
+    codec = Fast.__dm_codec__
+    item = codec.encode_fields(instance)
+    assert item == codec.encode_fields_generic(instance)
+    assert list(item) == list(codec.encode_fields_generic(instance))  # same attribute order
+
+
+class Encoded(Model):
+    class Meta:
+        table = "encoded"
+        registry = REGISTRY
+        indexes = (GlobalIndex("ByFlag", hash_key="flag"),)
+
+    id: Annotated[str, HashKey]
+    text: str = ""
+    maybe: str | None = None
+    count: int = 0
+    done: bool = False
+    flag: bool = False  # an index key: N 0/1, not inline
+    words: list[str] = []
+    maybe_words: list[str | None] = []
+    leaf: Leaf | None = None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("text", "lone \ud800 surrogate"),
+        ("text", "ünïcödé"),
+        ("text", Shade.DARK),  # a str subclass
+        ("maybe", None),
+        ("count", 10**38),  # past DynamoDB's 38 digits
+        ("count", 10**37),
+        ("count", -(10**38) + 1),
+        ("count", True),
+        ("done", 1),
+        ("flag", True),
+        ("words", ["a", None, "b"]),
+        ("words", ["a", "\udfff"]),
+        ("words", ["a", Shade.LIGHT, "é"]),
+        ("words", ("a", "b")),  # a tuple where a list is declared
+        ("maybe_words", [None, "x"]),
+        ("leaf", Leaf.model_construct(label="\ud800")),
+        ("leaf", Leaf.model_construct(label="x", weight=float("nan"), tags=[])),
+    ],
+)
+def test_the_generated_encoder_refuses_and_converts_as_the_generic_loop(
+    field: str, value: Any
+) -> None:
+    instance = Encoded.model_construct(id="e-1")
+    instance.__dict__[field] = value
+    codec = Encoded.__dm_codec__
+    generated = _encoded(codec.encode_fields, instance)
+    assert generated == _encoded(codec.encode_fields_generic, instance)
+    if isinstance(generated, tuple):
+        assert generated[1].startswith("Encoded.")  # the model and the field are named
+        assert "\ud800" not in generated[1] and "\udfff" not in generated[1]
