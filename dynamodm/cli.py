@@ -786,20 +786,21 @@ async def _export(
         written = skipped = 0
         with _output(path) as out, _progress(console, in_bytes=False) as progress:
             task = progress.add_task(f"export {table}", total=expected or None, note="")
-            async for item in scan.raw():
-                if format is Format.plain:
-                    try:
-                        line = db.load(model, item).model_dump_json(by_alias=True)
-                    except (ValueError, DynamoDMError) as error:
-                        skipped += 1
-                        key = _item_to_json(_key_of(model, item))
-                        _say(progress.console, f"item {key}: {_describe_error(error)}")
-                        continue
-                else:
-                    line = _item_to_json(item)
-                out.write(line + "\n")
-                written += 1
-                progress.update(task, advance=1, total=max(expected, written) or None)
+            async with contextlib.aclosing(scan.raw()) as items:
+                async for item in items:
+                    if format is Format.plain:
+                        try:
+                            line = db.load(model, item).model_dump_json(by_alias=True)
+                        except (ValueError, DynamoDMError) as error:
+                            skipped += 1
+                            key = _item_to_json(_key_of(model, item))
+                            _say(progress.console, f"item {key}: {_describe_error(error)}")
+                            continue
+                    else:
+                        line = _item_to_json(item)
+                    out.write(line + "\n")
+                    written += 1
+                    progress.update(task, advance=1, total=max(expected, written) or None)
             progress.update(task, total=written + skipped, completed=written + skipped)
     where = "stdout" if path == "-" else path
     _say(console, f"exported {written} items from {table} to {where}")

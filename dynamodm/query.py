@@ -7,7 +7,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -650,7 +650,7 @@ class Query(Generic[M]):
                     if instance is not None:
                         yield instance
 
-    def raw(self) -> AsyncIterator[Item]:
+    def raw(self) -> AsyncGenerator[Item, None]:
         """The matching items as DynamoDB returns them (AttributeValues, every attribute),
         without building models: for exports and tools."""
         return self._items(self.session())
@@ -681,21 +681,29 @@ class Query(Generic[M]):
                     return
 
     async def _parallel_scan(self, session: Connection) -> AsyncGenerator[list[Item], None]:
-        queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(_SCAN_QUEUE)
+        # Pages read ahead: two a segment (each up to 1 MB), so memory stays bounded by
+        # the segments, not the table, when the consumer is slower than the scan.
+        queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(
+            min(_SCAN_QUEUE, 2 * self.segments)
+        )
 
         async def segment(number: int) -> None:
             request = self._base(session)
             request["Segment"] = number
             request["TotalSegments"] = self.segments
             try:
-                async for items, _last in self._pages(session, request, None):
-                    if items:
-                        await queue.put(items)
+                async with contextlib.aclosing(self._pages(session, request, None)) as pages:
+                    async for items, _last in pages:
+                        if items:
+                            await queue.put(items)
+            except asyncio.CancelledError:
+                # The consumer stopped (a limit, a break, an error of another segment):
+                # nobody reads the queue any more, so nothing more is put on it.
+                raise
             except BaseException as error:  # handed to the consumer, which re-raises
                 await queue.put(error)
                 raise
-            finally:
-                await queue.put(None)
+            await queue.put(None)
 
         tasks = [asyncio.create_task(segment(n)) for n in range(self.segments)]
         remaining, running = self.limit, len(tasks)

@@ -9,15 +9,17 @@ per read, and the last page (up to 1 MB of items) kept alive until that task run
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import Annotated, Any
 
 import pytest
 
 import dynamodm as dm
+import dynamodm.query as query_module
 
 REG = dm.Registry("query-generator-tests")
 
@@ -69,8 +71,6 @@ async def _loop_limited() -> Any:
 
 async def _loop_broken_closed() -> Any:
     # The documented way to stop an iteration early without leaving it open.
-    from contextlib import aclosing
-
     async with aclosing(aiter(Entry.query("o"))) as entries:
         async for entry in entries:
             if entry.n == 4:
@@ -105,3 +105,48 @@ async def test_a_read_that_stops_early_closes_its_generators(db: dm.Session, rea
         gc.collect()
     assert result is not None
     assert found == [], f"{read}: left open {found}"
+
+
+async def _stop_parallel_scan_early(stop: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``stop`` (a parallel scan that stops before its segments are done) in a task;
+    fail, rather than hang the suite, if it does not end."""
+    task = asyncio.ensure_future(stop())
+    done, _pending = await asyncio.wait({task}, timeout=10)
+    if not done:
+        for _attempt in range(50):  # the old code swallowed cancellations while it waited
+            task.cancel()
+            await asyncio.sleep(0.01)
+            if task.done():
+                break
+        pytest.fail("the parallel scan did not end after it stopped early")
+    return task.result()
+
+
+async def _break_after_first(query: Any) -> Any:
+    async with aclosing(aiter(query)) as entries:
+        async for entry in entries:
+            return entry
+    return None
+
+
+@pytest.mark.usefixtures("entries")
+@pytest.mark.parametrize("how", ["limit", "break"])
+async def test_a_parallel_scan_stopped_while_segments_wait_ends(
+    db: dm.Session, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Segments blocked on a full queue when the consumer stops are cancelled and end:
+    before, each one put its cancellation on the queue nobody read any more, and waited
+    there for ever (the consumer with it)."""
+    monkeypatch.setattr(query_module, "_SCAN_QUEUE", 1)  # one page read ahead at most
+    if how == "limit":
+        found = await _stop_parallel_scan_early(lambda: Entry.scan(segments=4, limit=1).all())
+        assert len(found) == 1
+    else:
+        found = await _stop_parallel_scan_early(lambda: _break_after_first(Entry.scan(segments=4)))
+        assert found is not None
+    left = [  # all_tasks(): the tasks not done yet
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "").endswith("_parallel_scan.<locals>.segment")
+    ]
+    assert left == []
