@@ -778,8 +778,63 @@ ExactDecoder = Callable[[AttributeValue], Any]
 # a default factory, or an empty set (a missing set attribute reads back empty).
 _REQUIRED, _SHARED, _COPIED, _FACTORY, _EMPTY_SET = range(5)
 
-_CONFIG_TRANSFORMS = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper")
-_CONFIG_LIMITS = ("str_min_length", "str_max_length")
+# Model config an exact loader may ignore: options that cannot change or refuse what
+# validation makes of the values the exact decoders take (naming, schemas, serialisation,
+# assignment; inf/NaN and numbers in str fields are left to validation by the decoders).
+_CONFIG_HARMLESS = frozenset(
+    {
+        "alias_generator",
+        "allow_inf_nan",
+        "arbitrary_types_allowed",
+        "cache_strings",
+        "coerce_numbers_to_str",
+        "defer_build",
+        "extra",
+        "field_title_generator",
+        "from_attributes",
+        "frozen",
+        "hide_input_in_errors",
+        "ignored_types",
+        "json_encoders",
+        "json_schema_extra",
+        "json_schema_mode_override",
+        "json_schema_serialization_defaults_required",
+        "loc_by_alias",
+        "model_title_generator",
+        "polymorphic_serialization",
+        "populate_by_name",
+        "protected_namespaces",
+        "regex_engine",
+        "revalidate_instances",
+        "schema_generator",
+        "ser_json_bytes",
+        "ser_json_inf_nan",
+        "ser_json_temporal",
+        "ser_json_timedelta",
+        "serialize_by_alias",
+        "title",
+        "use_attribute_docstrings",
+        "validate_assignment",
+        "validate_by_name",
+        "validate_return",
+        "validation_error_cause",
+    }
+)
+# Options that change values or refuse them, harmless only at these (their defaults);
+# any option in neither list (a Pydantic release may add some) keeps validation.
+_CONFIG_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "strict": (None, False),
+    "str_strip_whitespace": (None, False),
+    "str_to_lower": (None, False),
+    "str_to_upper": (None, False),
+    "str_min_length": (None, 0),
+    "str_max_length": (None,),
+    "use_enum_values": (None, False),
+    "val_temporal_unit": (None, "infer"),
+    "val_json_bytes": (None, "utf8"),
+    "validate_default": (None, False),
+    "validate_by_alias": (None, True),
+}
 
 
 class ExactField:
@@ -1046,10 +1101,11 @@ def _plain_model(cls: type[BaseModel]) -> bool:
         and not decorators.model_validators
         and getattr(cls.model_validate, "__func__", None) is _MODEL_VALIDATE
         and getattr(cls.__get_pydantic_core_schema__, "__func__", None) is _CORE_SCHEMA
-        and config.get("validate_by_alias", True) is not False
-        and not config.get("validate_default")
-        and not any(config.get(option) for option in _CONFIG_TRANSFORMS)
-        and all(config.get(option) in (None, 0) for option in _CONFIG_LIMITS)
+        and all(
+            option in _CONFIG_HARMLESS
+            or (option in _CONFIG_DEFAULTS and value in _CONFIG_DEFAULTS[option])
+            for option, value in config.items()
+        )
     )
 
 
@@ -1495,17 +1551,13 @@ def _nesting_fits(av: AttributeValue, level: int) -> bool:
     return True
 
 
-def _json_bytes_default(value: Any) -> str:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode()
-    raise TypeError(type(value).__name__)
-
-
 class EncodedItem(dict[str, AttributeValue]):
     """An item that carries its JSON as DynamoDB's JSON protocol sends it (bytes in
     base64), made once for its size bound: the fast transport sends these bytes instead
-    of serialising the item again. Any change to the item drops the JSON, so a stale one
-    is never sent (the item is then serialised as a plain dict)."""
+    of serialising the item again. Setting, deleting or updating its attributes drops the
+    JSON (the item is then serialised as a plain dict); its attribute values themselves
+    must not be changed in place once it is sized (the library never does: a write that
+    changes an item builds and sizes it again)."""
 
     __slots__ = ("json",)
 
@@ -1556,6 +1608,31 @@ class EncodedItem(dict[str, AttributeValue]):
         return copy.deepcopy(dict(self), memo)
 
 
+def request_json(value: Any) -> bytes:
+    """DynamoDB's JSON of a request or an item: bytes in base64; an ``EncodedItem`` as the
+    JSON it was sized with; other subclasses of str, int, dict and list as orjson writes
+    them without its passthrough option (their base type's value)."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def _json_default(value: Any) -> Any:
+    cls = type(value)
+    if cls is EncodedItem:
+        json = value.json
+        return dict(value) if json is None else orjson.Fragment(json)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    raise TypeError(f"{cls.__name__} is not JSON serialisable")
+
+
 def check_item_size(item: Item, model: str, operation: str) -> int:
     """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
     would refuse; return the item's size, or an upper bound of it when far below."""
@@ -1573,7 +1650,7 @@ def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
         # The item's JSON is never smaller than its DynamoDB size (names and strings are
         # the same UTF-8 bytes plus quotes, numbers at least as many characters as their
         # size, bytes grow in base64): orjson measures it far faster than the exact walk.
-        json = orjson.dumps(item, default=_json_bytes_default)
+        json = request_json(item)
         bound = len(json)
     except (TypeError, orjson.JSONEncodeError):
         json, bound = None, MAX_ITEM_SIZE + 1

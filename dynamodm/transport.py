@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 from . import endpoints
-from .codec import EncodedItem
+from .codec import request_json
 from .credentials import SharedConfig, StaticCredentials, environment_credentials
 from .endpoints import ConfigSource
 from .errors import ConfigurationError, ServiceError, TransportError, UsageError, is_clock_skew
@@ -165,30 +165,6 @@ _BINARY = re.compile(rb'"BS?"\s*:')  # a B or BS value somewhere in a response
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
-
-
-# Subclasses of str, int, dict and list reach ``_json_default``: an item sized before
-# sending (``EncodedItem``) is written as the JSON it was measured with; any other
-# subclass as orjson writes it without the option (its base type's value).
-_DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _json_default(value: Any) -> Any:
-    cls = type(value)
-    if cls is EncodedItem:
-        json = value.json
-        return dict(value) if json is None else orjson.Fragment(json)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode()
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int.__int__(value)
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    raise TypeError(f"{cls.__name__} is not JSON serialisable")
 
 
 def _decode_binary(node: Any) -> Any:
@@ -488,7 +464,7 @@ class HttpTransport:
         target = self._targets.get(operation)
         if target is None:
             target = self._targets[operation] = _TARGET + operation
-        body = orjson.dumps(request, default=_json_default, option=_DUMPS_OPTIONS)
+        body = request_json(request)
         corrected = False
         while True:
             frozen = await self._credentials.get_frozen_credentials()

@@ -20,8 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamodm.codec import MAX_ITEM_SIZE, EncodedItem, ItemTooLarge, check_item_size, sized_item
-from dynamodm.transport import _DUMPS_OPTIONS, _json_default
+from dynamodm.codec import (
+    MAX_ITEM_SIZE,
+    EncodedItem,
+    ItemTooLarge,
+    check_item_size,
+    request_json,
+    sized_item,
+)
 
 
 def plain_body(request: Any) -> bytes:
@@ -36,7 +42,7 @@ def plain_body(request: Any) -> bytes:
 
 
 def body(request: Any) -> bytes:
-    return orjson.dumps(request, default=_json_default, option=_DUMPS_OPTIONS)
+    return request_json(request)
 
 
 names = st.text(min_size=1, max_size=8)

@@ -573,6 +573,9 @@ def _model(name: str, annotation: Any, default: Any = ..., **config: Any) -> typ
         _model("strict", int, 0, strict=True),
         _model("validating_default", int, 0, validate_default=True),
         _model("lenient_enum", Lenient, Lenient.A),  # its _missing_ decides
+        _model("enum_values", Plain, Plain.ONE, use_enum_values=True),
+        _model("milliseconds", datetime, datetime(2000, 1, 1), val_temporal_unit="milliseconds"),
+        _model("empty_strings_only", str, "", str_max_length=0),
         _model("float_enum", Floaty, Floaty.HALF),
         _model("enum_literal", Literal[Color.RED], Color.RED),
         _model("constrained_decimal", Annotated[Decimal, Field(max_digits=5)], Decimal(0)),
