@@ -306,9 +306,11 @@ def identity_of(table: str, attributes: Sequence[str], item: Item) -> str:
     text = table
     for name in attributes:
         av = item.get(name)
-        # String keys, by far the most common, are their own canonical text.
+        # String keys, by far the most common, are their own canonical text, joined by
+        # separators they cannot hold (a value holding one takes the JSON form, whose
+        # text starts differently: "a\x01b" and "a" then "b" are not one identity).
         value = av.get("S") if av is not None and len(av) == 1 else None
-        if value is None:
+        if value is None or "\x00" in value or "\x01" in value:
             return _typed_identity(table, {a: item[a] for a in attributes if a in item})
         text = f"{text}\x01{name}\x00S\x00{value}"
     return text
@@ -318,7 +320,7 @@ def _typed_identity(table: str, key: Item) -> str:
     text = [table]
     for name in sorted(key):
         ((kind, value),) = key[name].items()
-        if kind != "S":
+        if kind != "S" or "\x00" in value or "\x01" in value:
             return table + "\x00" + key_text(key)
         text.append(f"{name}\x00S\x00{value}")
     return "\x01".join(text)
