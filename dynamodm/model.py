@@ -107,10 +107,17 @@ class ModelMeta(ModelMetaclass):
         def __getattr__(cls, name: str) -> Any:
             paths = cls.__dict__.get("__dm_paths__")
             if paths is not None:
+                # One Path per field and class, made on first use (paths are immutable:
+                # navigating one or building an action from it makes new objects).
+                made = cls.__dict__["__dm_path_objects__"]
+                path = made.get(name)
+                if path is not None:
+                    return path
                 found = paths.get(name)
                 if found is not None:
                     attribute, codec, annotation = found
-                    return Path(cls, name, (attribute,), codec, annotation)
+                    path = made[name] = Path(cls, name, (attribute,), codec, annotation)
+                    return path
             return super().__getattr__(name)
 
 
@@ -152,6 +159,7 @@ def _complete(cls: type[Model], name: str, meta: Any) -> None:
             )
     cls.__dm_schema__ = schema
     cls.__dm_codec__ = codec
+    cls.__dm_path_objects__ = {}  # type: ignore[attr-defined]
     cls.__dm_paths__ = {  # type: ignore[attr-defined]
         spec.name: (spec.attribute, spec.codec, fields[spec.name].annotation)
         for spec in codec.fields

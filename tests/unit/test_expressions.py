@@ -425,3 +425,25 @@ def test_add_on_a_field_that_is_not_a_number_or_set_is_refused() -> None:
 def test_delete_on_a_field_that_is_not_a_set_is_refused() -> None:
     with pytest.raises(dm.UsageError, match="set"):
         Thing.tags.delete(["a"])
+
+
+def test_a_field_path_is_made_once_per_class_and_stays_as_it_was() -> None:
+    path = Thing.status
+    assert Thing.status is path  # made on first use, then reused
+    first = render(Thing.status == "a")
+    built = (Thing.status == "b") & Thing.status.begins_with("c")  # never changes it
+    inner = Thing.nested.status  # navigating makes another path
+    assert inner is not path and inner.elements == ("nested", "status")
+    assert render(built)[0] == "(#n0 = :v0) AND (begins_with(#n0, :v1))"
+    assert render(Thing.status == "a") == first
+    assert (path.root, path.elements) == ("status", ("status",))
+
+    class Other(Model):
+        class Meta:
+            table = "others"
+            registry = REGISTRY
+
+        id: Annotated[str, HashKey]
+        status: str = ""
+
+    assert Other.status is not path and Other.status.model is Other
