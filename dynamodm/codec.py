@@ -1636,12 +1636,18 @@ def _json_default(value: Any) -> Any:
 def check_item_size(item: Item, model: str, operation: str) -> int:
     """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
     would refuse; return the item's size, or an upper bound of it when far below."""
-    return sized_item(item, model, operation)[1]
+    return _measure(item, model, operation)[1]
 
 
 def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
     """``check_item_size``, and the item to send: an ``EncodedItem`` holding the JSON that
     measured it, so that the item is serialised once for its bound and its request."""
+    json, size = _measure(item, model, operation)
+    return EncodedItem(item, json), size
+
+
+def _measure(item: Item, model: str, operation: str) -> tuple[bytes | None, int]:
+    """The item's JSON (None when it cannot be written) and its size or bound."""
     for name, av in item.items():
         if "M" in av or "L" in av:
             check_nesting(av, f"{operation} {model}: attribute {name!r}")
@@ -1655,7 +1661,7 @@ def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
     except (TypeError, orjson.JSONEncodeError):
         json, bound = None, MAX_ITEM_SIZE + 1
     if bound <= MAX_ITEM_SIZE:
-        return EncodedItem(item, json), bound
+        return json, bound
     try:
         size = item_size(item)
     except UnicodeEncodeError:
@@ -1669,7 +1675,7 @@ def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
             f"{MAX_ITEM_SIZE}; store large values elsewhere (S3) and keep a reference",
             size=size,
         )
-    return EncodedItem(item, json), size
+    return json, size
 
 
 # ---------------------------------------------------------------- DynamoDB JSON
