@@ -897,20 +897,15 @@ class ExactLoader:
 
 
 # Inline decoding of a scalar AttributeValue ``a`` into ``{v}``.
+# Inline decoding of a scalar AttributeValue ``a`` into ``{v}``. The builder's body runs
+# in one ``try``: a missing kind (KeyError), a value of another shape (TypeError) or text
+# that is not a number (ValueError) is a Mismatch, as an explicit check is.
 _INLINE_SOURCE = {
-    "str": ["{v} = a.get('S')", "if {v}.__class__ is not str:", "    raise _M('S')"],
-    "bytes": ["{v} = a.get('B')", "if {v}.__class__ is not bytes:", "    raise _M('B')"],
-    "int": [
-        "try:",
-        "    {v} = int(a['N'])",
-        "except (KeyError, ValueError, TypeError):",
-        "    raise _M('N') from None",
-    ],
+    "str": ["{v} = a['S']", "if {v}.__class__ is not str:", "    raise _M('S')"],
+    "bytes": ["{v} = a['B']", "if {v}.__class__ is not bytes:", "    raise _M('B')"],
+    "int": ["{v} = int(a['N'])"],
     "float": [
-        "try:",
-        "    {v} = float(a['N'])",
-        "except (KeyError, ValueError, TypeError):",
-        "    raise _M('N') from None",
+        "{v} = float(a['N'])",
         "if {v} - {v} != 0.0:",  # infinity or NaN: the model's allow_inf_nan decides
         "    raise _M('N')",
     ],
@@ -920,13 +915,10 @@ _INLINE_SOURCE = {
         "    {v} = _bool(a)",
     ],
     "list[str]": [
-        "{v} = a.get('L')",
+        "{v} = a['L']",
         "if {v}.__class__ is not list:",
         "    raise _M('L')",
-        "try:",
-        "    {v} = [e['S'] for e in {v}]",
-        "except (KeyError, TypeError):",
-        "    raise _M('S') from None",
+        "{v} = [e['S'] for e in {v}]",
         "for e in {v}:",
         "    if e.__class__ is not str:",
         "        raise _M('S')",
@@ -971,16 +963,6 @@ def _generate(cls: type[BaseModel], fields: list[ExactField]) -> dict[str, Any]:
         v = f"v{i}"
         namespace[f"_d{i}"] = field.decode
         namespace[f"_f{i}"] = field.default
-        body += [f"a = item.get({field.attribute!r})", "if a is None:"]
-        if field.missing == _REQUIRED:
-            body.append(f"    raise _M({field.attribute!r})")
-        else:
-            body.append("    found -= 1")
-            if field.missing != _EMPTY_SET:  # an empty set read back counts as set
-                body.append(f"    fields_set.discard({field.name!r})")
-            value = {_SHARED: "_f{i}", _COPIED: "_deepcopy(_f{i})"}.get(field.missing, "_f{i}()")
-            body.append(f"    {v} = {value.format(i=i)}")
-        body.append("else:")
         if field.scalar is None:
             block = [f"{v} = _d{i}(a)"]
         else:
@@ -989,7 +971,15 @@ def _generate(cls: type[BaseModel], fields: list[ExactField]) -> dict[str, Any]:
                 block = ["if 'NULL' in a:", f"    {v} = None", "else:"] + [
                     "    " + line for line in block
                 ]
-        body += ["    " + line for line in block]
+        if field.missing == _REQUIRED:
+            # Missing: a KeyError, so a Mismatch (validation then reports the field).
+            body += [f"a = item[{field.attribute!r}]", *block]
+            continue
+        body += [f"a = item.get({field.attribute!r})", "if a is None:", "    found -= 1"]
+        if field.missing != _EMPTY_SET:  # an empty set read back counts as set
+            body.append(f"    fields_set.discard({field.name!r})")
+        value = {_SHARED: "_f{i}", _COPIED: "_deepcopy(_f{i})"}.get(field.missing, "_f{i}()")
+        body += [f"    {v} = {value.format(i=i)}", "else:", *("    " + line for line in block)]
     values = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
     # Validation sees the declared fields only: it leaves __pydantic_extra__ empty when
     # the model allows extra fields, and None otherwise.
@@ -1004,6 +994,12 @@ def _generate(cls: type[BaseModel], fields: list[ExactField]) -> dict[str, Any]:
             "_set_private(instance, None)",
         ]
 
+    body = [
+        "try:",
+        *("    " + line for line in body),
+        "except (KeyError, TypeError, ValueError):",
+        "    raise _M('item') from None",
+    ]
     # ``found``: how many of the item's attributes the model declares.
     sources = {
         "build": ["def build(item):", *body, *instance(values), "return instance, found"],
