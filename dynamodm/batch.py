@@ -48,17 +48,9 @@ def _before_hooks(instance: Model, event: hooks.Event) -> bool:
     return False
 
 
-_key_attributes: dict[type[Model], tuple[str, ...]] = {}
-
-
 def _table_key(model: type[Model]) -> tuple[str, ...]:
     """The table key's attributes of a model, sorted (as ``identity_of`` reads them)."""
-    found = _key_attributes.get(model)
-    if found is None:
-        found = _key_attributes[model] = tuple(
-            sorted(k.attribute for k in model.__dm_schema__.table_keys)
-        )
-    return found
+    return model.__dm_schema__.table_key_attributes
 
 
 # ---------------------------------------------------------------- batch get

@@ -266,6 +266,11 @@ class TableSchema:
     options: TableOptions = TableOptions()
 
     @cached_property
+    def table_key_attributes(self) -> tuple[str, ...]:
+        """The table key's attribute names, sorted (as ``keys.identity_of`` reads them)."""
+        return tuple(sorted(k.attribute for k in self.table_keys))
+
+    @cached_property
     def table_keys(self) -> tuple[KeyAttribute, ...]:
         return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
 
