@@ -492,19 +492,11 @@ class _Nullable(Codec):
 class _List(Codec):
     def __init__(self, element: Codec) -> None:
         self.element = element
+        self.member = _list_element(element)
 
     def encode(self, value: Any) -> AttributeValue:
-        encode = self.element.encode
-        out = []
-        for item in value:
-            if item is None:
-                out.append({"NULL": True})
-                continue
-            encoded = encode(item)
-            if encoded is None:
-                raise EncodeError("an empty set cannot be stored inside a list")
-            out.append(encoded)
-        return {"L": out}
+        member = self.member
+        return {"L": [member(item) for item in value]}
 
     def decode(self, av: AttributeValue) -> Any:
         if "L" not in av:
@@ -723,7 +715,7 @@ def _generate_encoder(codec: ModelCodec) -> Callable[[Any], Item]:
         elif inner is _BOOL:
             body += ["elif v.__class__ is bool:", f"    out[{a}] = {{'BOOL': v}}"]
         elif isinstance(inner, _List) and inner.element is _STR:
-            namespace[f"_l{i}"] = _list_element(_STR)
+            namespace[f"_l{i}"] = inner.member
             body += [
                 "elif v.__class__ is list:",
                 f"    out[{a}] = {{'L': [{{'S': x}} if x.__class__ is str and x.isascii() "
@@ -750,7 +742,8 @@ def _generate_encoder(codec: ModelCodec) -> Callable[[Any], Item]:
 
 
 def _list_element(element: Codec) -> Callable[[Any], AttributeValue]:
-    """One member of a list as ``_List.encode`` encodes it."""
+    """One member of a list: NULL for None, else its element codec's value (a list cannot
+    hold an empty set, which encodes to nothing)."""
     encode = element.encode
 
     def member(value: Any) -> AttributeValue:
