@@ -200,6 +200,17 @@ async def _get_chunk(session: Connection, chunk: _GetChunk, found: dict[str, Ite
 # ---------------------------------------------------------------- batch write
 
 
+@dataclass(slots=True, frozen=True)
+class _PutPlan:
+    """What the puts of one model in one batch share."""
+
+    table: str
+    key_names: tuple[str, ...]
+    bounded: frozenset[str]  # attributes whose nesting the size check need not walk
+    updated_at: tuple[str, str] | None  # the UpdatedAt attribute and field, set on each put
+    hooks: bool  # the model has hooks
+
+
 @dataclass(slots=True)
 class _Queued:
     kind: str  # "put" or "delete"
@@ -271,6 +282,7 @@ class BatchWriter:
         self.failed: list[tuple[str, Any]] = []
         self._errors: list[BaseException] = []
         self._room = Room(self)  # stateless: one serves every call
+        self._plans: dict[type[Model], _PutPlan] = {}
 
     @property
     def session(self) -> Connection:
@@ -299,42 +311,61 @@ class BatchWriter:
         the batch holds fewer than 16 requests, and otherwise waits for one to be
         answered, so memory stays bounded however many items pass through."""
         model = type(instance)
-        self._check_model(model, "put")
+        plan = self._plans.get(model)
+        if plan is None:
+            plan = self._plan(model)
         if instance._dm_partial:
             raise UsageError(
                 f"batch put {model.__name__}: a partially loaded instance cannot be put whole"
             )
-        deferred = _before_hooks(instance, "save")
-        entry = self._put_entry(instance)
+        deferred = _before_hooks(instance, "save") if plan.hooks else False
+        entry = self._put_entry(instance, plan)
         entry.deferred = deferred
         self._add(entry)
         return self._room
 
-    def _put_entry(self, instance: Model) -> _Queued:
-        model = type(instance)
+    def _plan(self, model: type[Model]) -> _PutPlan:
+        """What every put of ``model`` in this batch shares, checked once."""
+        self._check_model(model, "put")
+        schema = model.__dm_schema__
+        codec = model.__dm_codec__
+        plan = _PutPlan(
+            self.session.names.of(model),
+            schema.table_key_attributes,
+            codec.bounded,
+            (
+                (codec.by_name[schema.updated_at].attribute, schema.updated_at)
+                if schema.updated_at
+                else None
+            ),
+            bool(model.__dm_hooks__),
+        )
+        self._plans[model] = plan
+        return plan
+
+    def _put_entry(self, instance: Model, plan: _PutPlan) -> _Queued:
         item = encode_for_put(instance, "batch put")
         apply = None
-        updated_at = model.__dm_schema__.updated_at
-        if updated_at:
+        if plan.updated_at is not None:
+            attribute, field = plan.updated_at
             now = utcnow()
-            item[model.__dm_codec__.by_name[updated_at].attribute] = {"S": format_datetime(now)}
+            item[attribute] = {"S": format_datetime(now)}
 
             def apply() -> None:
-                instance.__dict__[updated_at] = now
+                instance.__dict__[field] = now
 
         # From here on the item is only read: it carries the JSON it is sent as.
-        item, size = sized_item(item, model.__name__, "batch put")
-        table = self.session.names.of(model)
-        key_names = _table_key(model)
+        model = type(instance)
+        item, size = sized_item(item, model.__name__, "batch put", plan.bounded)
         return _Queued(
             "put",
             model,
             instance,
             {"PutRequest": {"Item": item}},
-            table,
-            identity_of(table, key_names, item),
+            plan.table,
+            identity_of(plan.table, plan.key_names, item),
             size,
-            key_names,
+            plan.key_names,
             apply,
             "save",
         )
@@ -442,7 +473,9 @@ class BatchWriter:
                             if entry.deferred:
                                 await hooks.run(entry.target, "before", entry.event or "save")
                                 if entry.kind == "put":
-                                    pending[fingerprint] = self._put_entry(entry.target)
+                                    pending[fingerprint] = self._put_entry(
+                                        entry.target, self._plans[entry.model]
+                                    )
                                 entry.deferred = False
                     await self._write_chunk(pending)
                 except Exception as error:  # reported on exit with the items it concerns

@@ -12,6 +12,7 @@ import base64
 import binascii
 import copy
 import enum
+import math
 import types
 import typing
 import uuid
@@ -81,11 +82,11 @@ def encode_int(value: int) -> AttributeValue:
 
 
 def encode_float(value: float) -> AttributeValue:
-    if value != value or value in (float("inf"), float("-inf")):
+    if (1e-129 < abs(value) < 1e16 and not value.is_integer()) or value == 0:
+        return {"N": repr(value)}  # in range, at most 17 significant digits: nothing to check
+    if not math.isfinite(value):
         raise EncodeError("NaN and infinity cannot be stored in DynamoDB")
     text = repr(value)
-    if (1e-129 < abs(value) < 1e16 and not value.is_integer()) or value == 0:
-        return {"N": text}  # within range, at most 17 significant digits: nothing to check
     if value.is_integer() and -_INT_LIMIT < value < _INT_LIMIT and Decimal(text) != int(value):
         # Past 2**53 the shortest repr may name another integer (3.602879701896397e+16 for
         # 36028797018963968): DynamoDB keeps decimal values, so send the exact digits.
@@ -592,6 +593,19 @@ class ModelCodec(Codec):
         # Set on the model's first load (instances.py): its one-call loader, or False when
         # its items need the general path (migrations, hooks, unique values, subclasses).
         self.fast_load: Callable[[Item], Any] | Literal[False] | None = None
+        self._bounded: frozenset[str] | None = None
+
+    @property
+    def bounded(self) -> frozenset[str]:
+        """The attributes whose declared type keeps them within DynamoDB's nesting limit
+        whatever they hold: an item's size check need not walk them."""
+        if self._bounded is None:
+            self._bounded = frozenset(
+                spec.attribute
+                for spec in self.fields
+                if (depth := nesting_depth(spec.codec)) is not None and depth < MAX_NESTING
+            )
+        return self._bounded
 
     def compile(self, overrides: Mapping[str, Codec] | None = None) -> None:
         for name, info in self.cls.model_fields.items():
@@ -609,6 +623,11 @@ class ModelCodec(Codec):
                 self.empty_sets.append(attribute)
 
     def encode(self, value: Any) -> AttributeValue:
+        if not isinstance(value, self.cls):
+            # model_construct() or an unvalidated assignment can leave anything here.
+            raise EncodeError(
+                f"expected a {self.cls.__name__} instance, got {type(value).__name__}"
+            )
         return {"M": self.encode_fields(value)}
 
     def encode_fields(self, instance: Any) -> Item:
@@ -678,6 +697,36 @@ class ModelCodec(Codec):
         return spec.attribute if spec else None
 
 
+def nesting_depth(codec: Codec, within: tuple[ModelCodec, ...] = ()) -> int | None:
+    """How many lists and maps deep any value this codec encodes can be (0 for a scalar
+    or a set), or None when the type does not bound it (Any, JSON-dumped types, models
+    that contain themselves). Every codec coerces to its own shape (a str field holding a
+    list encodes its text), so the bound holds for whatever value a field holds."""
+    if isinstance(codec, _Nullable | _Enum | _Secret):
+        return nesting_depth(codec.inner, within)
+    if isinstance(codec, _List):
+        inner = nesting_depth(codec.element, within)
+        return None if inner is None else inner + 1
+    if isinstance(codec, _Map):
+        inner = nesting_depth(codec.value, within)
+        return None if inner is None else inner + 1
+    if isinstance(codec, ModelCodec):
+        if codec in within:
+            return None
+        deepest = 0
+        for spec in codec.fields:
+            inner = nesting_depth(spec.codec, (*within, codec))
+            if inner is None:
+                return None
+            deepest = max(deepest, inner)
+        return deepest + 1
+    if isinstance(codec, _Str | _Int | _Float | _Decimal | _Bool | _Bytes | _Datetime):
+        return 0  # _BoolKey is a _Bool
+    if isinstance(codec, _EpochSeconds | _Isoformat | _Set | _AnySet):
+        return 0
+    return None
+
+
 # ---------------------------------------------------------------- generated encoders
 
 
@@ -699,7 +748,8 @@ def _generate_encoder(codec: ModelCodec) -> Callable[[Any], Item]:
         a = repr(spec.attribute)
         body = [f"field = {spec.name!r}", f"v = values[{spec.name!r}]", "if v is None:"]
         body.append("    pass" if spec.omit_none else f"    out[{a}] = {{'NULL': True}}")
-        inner = spec.codec
+        # None is handled above: a nullable field's other values go as its inner type's.
+        inner = spec.codec.inner if isinstance(spec.codec, _Nullable) else spec.codec
         if inner is _STR:
             body += [
                 "elif v.__class__ is str:",
@@ -714,6 +764,20 @@ def _generate_encoder(codec: ModelCodec) -> Callable[[Any], Item]:
             ]
         elif inner is _BOOL:
             body += ["elif v.__class__ is bool:", f"    out[{a}] = {{'BOOL': v}}"]
+        elif inner is _FLOAT:
+            # encode_float's common case: finite, in range, not integral (or zero).
+            body += [
+                "elif v.__class__ is float and (1e-129 < abs(v) < 1e16 and not v.is_integer()"
+                " or v == 0.0):",
+                f"    out[{a}] = {{'N': repr(v)}}",
+            ]
+        elif isinstance(inner, ModelCodec):
+            # An instance of exactly the declared class: its own generated encoder.
+            namespace[f"_c{i}"], namespace[f"_m{i}"] = inner.cls, inner
+            body += [
+                f"elif v.__class__ is _c{i}:",
+                f"    out[{a}] = {{'M': _m{i}.encode_fields(v)}}",
+            ]
         elif isinstance(inner, _List) and inner.element is _STR:
             namespace[f"_l{i}"] = inner.member
             body += [
@@ -1622,24 +1686,33 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{cls.__name__} is not JSON serialisable")
 
 
-def check_item_size(item: Item, model: str, operation: str) -> int:
+def check_item_size(
+    item: Item, model: str, operation: str, bounded: frozenset[str] = frozenset()
+) -> int:
     """Raise ItemTooLarge (or EncodeError, for nesting) before sending an item DynamoDB
-    would refuse; return the item's size, or an upper bound of it when far below."""
-    return _measure(item, model, operation)[1]
+    would refuse; return the item's size, or an upper bound of it when far below.
+    ``bounded`` names attributes whose type bounds their nesting (``ModelCodec.bounded``),
+    which are not walked."""
+    return _measure(item, model, operation, bounded)[1]
 
 
-def sized_item(item: Item, model: str, operation: str) -> tuple[Item, int]:
+def sized_item(
+    item: Item, model: str, operation: str, bounded: frozenset[str] = frozenset()
+) -> tuple[Item, int]:
     """``check_item_size``, and the item to send: an ``EncodedItem`` holding the JSON that
     measured it, so that the item is serialised once for its bound and its request."""
-    json, size = _measure(item, model, operation)
+    json, size = _measure(item, model, operation, bounded)
     return EncodedItem(item, json), size
 
 
-def _measure(item: Item, model: str, operation: str) -> tuple[bytes | None, int]:
+def _measure(
+    item: Item, model: str, operation: str, bounded: frozenset[str]
+) -> tuple[bytes | None, int]:
     """The item's JSON (None when it cannot be written) and its size or bound."""
-    for name, av in item.items():
-        if "M" in av or "L" in av:
-            check_nesting(av, f"{operation} {model}: attribute {name!r}")
+    if not bounded.issuperset(item):
+        for name, av in item.items():
+            if ("M" in av or "L" in av) and name not in bounded:
+                check_nesting(av, f"{operation} {model}: attribute {name!r}")
     json: bytes | None
     try:
         # The item's JSON is never smaller than its DynamoDB size (names and strings are

@@ -101,6 +101,7 @@ class Write:
 
 
 _schema = schema_of
+_SHORT_KEY = keys.SHORT_KEY
 
 
 def _path(model: type[Model], name: str) -> Path[Any]:
@@ -221,7 +222,7 @@ def plan_put(
     if version is not None and schema.version:
         item[_attribute(model, schema.version)] = {"N": str(version + 1)}
     # From here on the item is only read: it carries the JSON it is sent as.
-    item, _ = sized_item(item, model.__name__, operation)
+    item, _ = sized_item(item, model.__name__, operation, model.__dm_codec__.bounded)
 
     key = {a: item[a] for a in _key_attributes(schema)}
     checks: list[Condition | None] = []
@@ -322,7 +323,7 @@ def plan_changes(
         actions.append(
             SetAction(_path(model, schema.updated_at), Value({"S": format_datetime(now)}))
         )
-    check_item_size(item, model.__name__, "save")
+    check_item_size(item, model.__name__, "save", model.__dm_codec__.bounded)
     key = {a: item[a] for a in _key_attributes(schema)}
     moved = {n: v for n, v in changed_names.items() if n in schema.unique}
     ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
@@ -364,24 +365,26 @@ def encode_for_put(instance: Model, operation: str) -> Item:
     """The whole item of an instance, with the attributes the model does not declare."""
     model = type(instance)
     item = model.__dm_codec__.encode_fields(instance)
-    if model.__dm_schema__.computed_attributes:
+    schema = model.__dm_schema__
+    if schema.computed_attributes:
         item.update(keys.computed(model, instance.__dict__))
     if model.__dm_schema_version__ is not None:
         item[VERSION_ATTRIBUTE] = {"N": str(model.__dm_schema_version__)}
-    check_key_values(model, item)
+    check_key_values(model, item, schema)
     if instance._dm_extra:
         item = {**instance._dm_extra, **item}
     return item
 
 
-def check_key_values(model: type[Model], item: Item) -> None:
+def check_key_values(model: type[Model], item: Item, schema: TableSchema | None = None) -> None:
     """Table and index keys may not be empty strings or bytes; table keys must be present."""
-    schema = _schema(model)
+    if schema is None:
+        schema = _schema(model)
     for attribute, key in schema.key_attributes().items():
         value = item.get(attribute)
         if value is not None:
             text = value.get("S")
-            if text and len(text) <= keys.SHORT_KEY:
+            if text and len(text) <= _SHORT_KEY:
                 continue  # the common case, checked in place
         _check_key_value(model, schema, attribute, key, value)
 

@@ -484,3 +484,118 @@ def test_nesting_is_refused_exactly_past_32_levels(av: dict[str, Any], above: in
             check_nesting(av, "the value", above)
     else:
         check_nesting(av, "the value", above)
+
+
+# ---------------------------------------------------------------- nesting bounds by type
+
+
+class Deep(BaseModel):
+    rows: list[list[int]] = []
+    leaf: Leaf | None = None
+
+
+def _declared(levels: int, leaf: Any = int) -> Any:
+    """list[list[...[leaf]...]] with ``levels`` lists."""
+    annotation = leaf
+    for _ in range(levels):
+        annotation = list[annotation]
+    return annotation
+
+
+@pytest.mark.parametrize(
+    ("annotation", "depth"),
+    [
+        (str, 0),
+        (int | None, 0),
+        (set[str], 0),
+        (frozenset[int], 0),
+        (bytes, 0),
+        (datetime, 0),
+        (Mood, 0),
+        (SecretStr, 0),
+        (list[str], 1),
+        (list[str | None], 1),
+        (dict[str, float], 1),
+        (Leaf, 1),
+        (Leaf | None, 1),
+        (list[Leaf], 2),
+        (Deep, 3),  # a map holding a list of lists
+        (dict[str, list[Deep]], 5),
+        (_declared(MAX_NESTING), MAX_NESTING),
+        (Any, None),
+        (dict[str, Any], None),
+        (list[Any], None),
+        (timedelta, None),  # stored as Pydantic dumps it: not bounded (walked, as before)
+        (Tree, None),  # contains itself: no bound
+    ],
+)
+def test_nesting_depth_of_declared_types(annotation: Any, depth: int | None) -> None:
+    from dynamodm.codec import compile_type, nesting_depth
+
+    assert nesting_depth(compile_type(annotation)) == depth
+
+
+class Bounded(Model):
+    class Meta:
+        table = "bounded"
+        registry = REGISTRY
+
+    id: Annotated[str, HashKey] = "b-1"
+    words: list[str] = []
+    deep: Deep = Deep()
+    tree: Tree | None = None
+    anything: Any = None
+    deepest: _declared(MAX_NESTING - 1) = []  # type: ignore[valid-type]
+    too_deep: _declared(MAX_NESTING) = []  # type: ignore[valid-type]
+
+
+def _chain(levels: int) -> Any:
+    value: Any = [1]
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_only_attributes_whose_type_bounds_them_skip_the_nesting_walk() -> None:
+    assert Bounded.__dm_codec__.bounded == {"id", "words", "deep", "deepest"}
+
+
+async def test_unbounded_attributes_are_still_walked_before_sending() -> None:
+    # The deepest declared type fits; one level more, and Any or a recursive model, are
+    # checked on every write as before.
+    from hostile_models import offline_session
+
+    tree = Tree(name="root")
+    for _ in range(MAX_NESTING):
+        tree = Tree(name="n", children=[tree])
+    async with offline_session(), dm.dry_run() as dry:
+        await Bounded(deepest=_chain(MAX_NESTING - 1)).save()
+        assert len(dry.requests) == 1
+        for field, instance in [
+            ("too_deep", Bounded(too_deep=_chain(MAX_NESTING))),
+            ("anything", Bounded(anything=_chain(MAX_NESTING))),
+            ("tree", Bounded(tree=tree)),
+        ]:
+            with pytest.raises(EncodeError, match=f"'{field}' is nested more than 32 levels"):
+                await instance.save()
+        with pytest.raises(EncodeError, match="'anything' is nested more than 32 levels"):
+            async with dm.batch_write() as batch:
+                batch.put(Bounded(anything={"a": _chain(MAX_NESTING)}))
+        assert len(dry.requests) == 1
+
+
+@PROPERTY
+@given(
+    st.lists(st.lists(st.integers(-5, 5), max_size=3), max_size=3),
+    st.one_of(st.none(), st.text(max_size=3).map(lambda label: Leaf(**{"the-label": label}))),
+    st.lists(st.text(max_size=3), max_size=3),
+)
+def test_a_bounded_attribute_never_holds_more_levels_than_its_type_allows(
+    rows: list[list[int]], leaf: Leaf | None, words: list[str]
+) -> None:
+    from dynamodm.codec import nesting_depth
+
+    item = Bounded.__dm_codec__.encode_fields(Bounded(deep=Deep(rows=rows, leaf=leaf), words=words))
+    for spec in Bounded.__dm_codec__.fields:
+        if spec.attribute in Bounded.__dm_codec__.bounded and spec.attribute in item:
+            assert levels(item[spec.attribute]) - 1 <= (nesting_depth(spec.codec) or 0)

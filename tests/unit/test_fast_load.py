@@ -674,6 +674,14 @@ class Encoded(Model):
     words: list[str] = []
     maybe_words: list[str | None] = []
     leaf: Leaf | None = None
+    ratio: float = 0.0
+    maybe_ratio: float | None = None
+    maybe_count: int | None = None
+    shape: Leaf = Leaf.model_construct(label="x")
+
+
+class SubLeaf(Leaf):
+    extra: str = "more"
 
 
 @pytest.mark.parametrize(
@@ -696,6 +704,29 @@ class Encoded(Model):
         ("maybe_words", [None, "x"]),
         ("leaf", Leaf.model_construct(label="\ud800")),
         ("leaf", Leaf.model_construct(label="x", weight=float("nan"), tags=[])),
+        ("leaf", Leaf.model_construct(label="x", weight=2.5, tags=["a"])),
+        ("leaf", SubLeaf.model_construct(label="x", extra="y")),  # a subclass: its codec
+        ("leaf", {"the-label": "x"}),  # not a model at all
+        ("shape", Leaf.model_construct(label="x", weight=-0.0)),
+        ("shape", SubLeaf.model_construct(label="\ud800")),
+        ("ratio", 2.5),
+        ("ratio", -0.0),
+        ("ratio", 0.1 + 0.2),
+        ("ratio", 1e16),  # integral from here on: the exact digits are checked
+        ("ratio", 1e-130),  # below DynamoDB's smallest magnitude
+        ("ratio", 3.602879701896397e16),
+        ("ratio", 1e200),
+        ("ratio", float("nan")),
+        ("ratio", float("inf")),
+        ("ratio", float("-inf")),
+        ("ratio", 7),  # an int where a float is declared
+        ("ratio", True),
+        ("ratio", Decimal("1.25")),
+        ("maybe_ratio", None),
+        ("maybe_ratio", 1.5),
+        ("maybe_ratio", float("nan")),
+        ("maybe_count", 10**38),
+        ("maybe_count", 42),
     ],
 )
 def test_the_generated_encoder_refuses_and_converts_as_the_generic_loop(
