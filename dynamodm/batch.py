@@ -105,12 +105,14 @@ async def batch_get(
                 results.append(load_checked(model, item))
             except ItemInvalid as error:
                 if on_invalid == "skip":
+                    # The key's values go on the record (``dynamodm_key``), not in its text.
                     logger.warning(
-                        "batch_get: skipped a %s item that does not fit the model (fields %s), "
-                        "key %s",
+                        "batch_get: skipped a %s item that does not fit the model (fields %s); "
+                        "its key (%s) is on the record as dynamodm_key",
                         model.__name__,
                         ", ".join(error.fields),
-                        error.key,
+                        ", ".join(sorted(error.key or ())),
+                        extra={"dynamodm_key": error.key},
                     )
                     continue
                 bad.append(error)

@@ -625,12 +625,15 @@ class Query(Generic[M]):
         except ItemInvalid as error:
             if self.on_invalid == "skip":
                 self.skipped += 1
+                # The key's values go on the record (``dynamodm_key``), not in its text.
                 logger.warning(
-                    "%s.%s(): skipped an item that does not fit the model (fields %s), key %s",
+                    "%s.%s(): skipped an item that does not fit the model (fields %s); its "
+                    "key (%s) is on the record as dynamodm_key",
                     self.model.__name__,
                     self.operation.lower(),
                     ", ".join(error.fields),
-                    error.key,
+                    ", ".join(sorted(error.key or ())),
+                    extra={"dynamodm_key": error.key},
                 )
                 return None
             if self.segments == 1:

@@ -92,11 +92,23 @@ async def test_on_invalid_skip_skips_counts_and_logs_the_keys(
     with caplog.at_level("WARNING", logger="dynamodm"):
         assert [r.at for r in await query.all()] == [0, 1, 2, 4, 5, 7, 9]
     assert query.skipped == 3
-    assert sum("does not fit" in r.getMessage() for r in caplog.records) == 3
+    skipped = [r for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(skipped) == 3
     assert all("secret-9" not in r.getMessage() for r in caplog.records)
+    # The key's values are on the record, never in its text (keys can be e-mails).
+    assert sorted(int(r.dynamodm_key["at"]["N"]) for r in skipped) == sorted(BAD)
+    for record in skipped:
+        assert "key (account, at)" in record.getMessage()
+        assert "'N'" not in record.getMessage() and "'S'" not in record.getMessage()
     scan = Reading.scan(on_invalid="skip")
     assert len(await scan.all()) == 7
     assert (await Reading.query("a", on_invalid="skip").first()) is not None
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dynamodm"):
+        await Reading.batch_get([("a", at) for at in range(10)], on_invalid="skip")
+    skipped = [r for r in caplog.records if "does not fit" in r.getMessage()]
+    assert sorted(int(r.dynamodm_key["at"]["N"]) for r in skipped) == sorted(BAD)
+    assert all("'N'" not in r.getMessage() and "'S'" not in r.getMessage() for r in skipped)
 
 
 async def test_batch_get_returns_the_good_items_and_reports_the_bad_keys(
