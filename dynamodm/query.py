@@ -341,11 +341,13 @@ class Query(Generic[M]):
         for path in paths_of(condition):
             if path is not subject:
                 raise UsageError(f"{name}.query(): the range condition compares with values only")
-        if isinstance(condition, BeginsWith) and self.range_key.type == "N":
-            raise UsageError(
-                f"{name}.query(): begins_with needs a string or binary range key; "
-                f"{self.range_key.field!r} is stored as a number, so compare it instead"
-            )
+        if isinstance(condition, BeginsWith):
+            if self.range_key.type == "N":
+                raise UsageError(
+                    f"{name}.query(): begins_with needs a string or binary range key; "
+                    f"{self.range_key.field!r} is stored as a number, so compare it instead"
+                )
+            _check_prefix_kind(condition, self.range_key, f"{name}.query()")
         return condition.render(renderer)
 
     def _multi_key(
@@ -983,11 +985,24 @@ def _check_key_operands(condition: Condition, key: KeyAttribute, where: str) -> 
             )
         if av[kind] in ("", b""):
             raise UsageError(f"{where}: the condition on {name!r} has an empty value")
-        if kind != key.type and not (isinstance(condition, BeginsWith) and kind in ("S", "B")):
+        if kind != key.type:
             raise UsageError(
                 f"{where}: the condition on {name!r} compares with a {kind} value; the "
                 f"attribute is keyed as {key.type}"
             )
+
+
+def _check_prefix_kind(condition: BeginsWith, key: KeyAttribute, where: str) -> None:
+    """A key condition's begins_with prefix is of the key's own type: DynamoDB refuses a
+    string prefix on a binary key (and bytes on a string key) with a ValidationException."""
+    av = condition.prefix.av if isinstance(condition.prefix, Value) else {}
+    kind = next(iter(av)) if len(av) == 1 else None
+    if kind in ("S", "B") and kind != key.type:
+        wanted = "bytes (b'...')" if key.type == "B" else "a string"
+        raise UsageError(
+            f"{where}: begins_with on {_key_name(key)!r}, keyed as {key.type}, needs {wanted} "
+            f"as its prefix, not a {kind} value"
+        )
 
 
 def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]]:
