@@ -147,6 +147,16 @@ def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
         raise invalid(cls, item, error) from None
 
 
+def fast_loader(model: type[Model]) -> Callable[[Item], Any] | None:
+    """The one-call loader of ``load_checked`` for whole items of ``model``, or None when
+    its items take the general path; it raises ``Mismatch`` for an item that full
+    decoding and validation must judge (``load_checked`` then gives the answer)."""
+    fast = model.__dm_codec__.fast_load
+    if fast is None:
+        fast = model.__dm_codec__.fast_load = _fast_loader(model)
+    return fast or None
+
+
 def _fast_loader(model: type[Model]) -> Callable[[Item], Any] | Literal[False]:
     """``load_item`` in one call for the models whose loads do nothing but build the
     instance with its exact loader and keep the item and its undeclared attributes: no

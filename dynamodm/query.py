@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from . import cursor, keys
-from .codec import Item, decode_any
+from .codec import Item, Mismatch, decode_any
 from .connection import Connection, current_connection
 from .errors import InvalidCursor, ItemInvalid, UsageError
 from .expressions import (
@@ -34,7 +34,7 @@ from .expressions import (
     check_expressions,
     paths_of,
 )
-from .instances import family_entities, load_checked
+from .instances import family_entities, fast_loader, load_checked
 from .ratelimit import RateLimit
 from .schema import IndexSchema, KeyAttribute, TableSchema, schema_of
 
@@ -648,10 +648,19 @@ class Query(Generic[M]):
         # iteration opens is closed by it when it stops early (a limit, first(), a
         # break): left open, each would wait for the event loop to close it in a task
         # of its own, keeping its last page alive until then.
+        # Whole items of a plain model load in one call; the others (and an item the
+        # one-call loader leaves to validation) go through _load.
+        fast = None if self.partial or self._view is not None else fast_loader(self.model)
         async with contextlib.aclosing(self._item_pages(session)) as pages:
             async for page in pages:
                 for item in page:
-                    instance = self._load(session, item)
+                    if fast is not None:
+                        try:
+                            instance = fast(item)
+                        except Mismatch:
+                            instance = self._load(session, item)
+                    else:
+                        instance = self._load(session, item)
                     if instance is not None:
                         yield instance
 
