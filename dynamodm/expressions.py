@@ -212,8 +212,9 @@ class Path(Operand, Generic[T]):
 
     # -- values
 
-    def encode(self, value: Any, what: str = "value") -> AttributeValue:
-        """Encode a value as this path stores it (validated through the field's type)."""
+    def encode(self, value: Any, what: str = "value", *, validated: bool = False) -> AttributeValue:
+        """Encode a value as this path stores it (validated through the field's type,
+        unless ``validated``: the model's own validation already made it)."""
         if isinstance(value, Operand):
             raise UsageError(f"{self}: expected a {what}, got {value!r}")
         if value is None:
@@ -226,7 +227,7 @@ class Path(Operand, Generic[T]):
                         "delete the attribute, or give a value"
                     ) from None
             return {"NULL": True}
-        if self.annotation is not Any:
+        if self.annotation is not Any and not validated:
             try:
                 value = _adapter(self.annotation).validate_python(value)
             except ValidationError as exc:

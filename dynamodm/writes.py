@@ -853,7 +853,8 @@ def collect_actions(
         if value is None or (isinstance(value, set | frozenset) and not value):
             result.append(path.remove())  # None, and an empty set, are stored as no attribute
         else:
-            result.append(path.set(value))
+            # validate_sets made the value through the model's validation: encoded as it is.
+            result.append(SetAction(path, Value(path.encode(value, validated=True))))
     seen: set[tuple[str | int, ...]] = set()
     for action in result:
         path = action.path
