@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -297,10 +298,15 @@ class Room:
     __slots__ = ("_batch",)
 
     def __init__(self, batch: BatchWriter) -> None:
-        self._batch = batch
+        # A weak reference: the batch holds its Room, and a strong one both ways would
+        # leave every finished batch to the cyclic collector.
+        self._batch = weakref.ref(batch)
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._batch._wait_for_room().__await__()
+        batch = self._batch()
+        if batch is None:  # the batch is gone: there is nothing to wait for
+            return asyncio.sleep(0).__await__()
+        return batch._wait_for_room().__await__()
 
 
 @dataclass(eq=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import gc
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -384,3 +385,30 @@ def test_batch_gets_key_encoder_gives_what_from_any_gives(key: Any) -> None:
     for model in (Book, Shelf, Dated):
         reference = functools.partial(from_any, model)
         assert _outcome(_key_encoder(model), key) == _outcome(reference, key)
+
+
+async def test_a_finished_batch_leaves_nothing_to_the_cyclic_collector(scripted: Scripted) -> None:
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        if operation == "BatchWriteItem":
+            return {}
+        ((table, entry),) = request["RequestItems"].items()
+        return {"Responses": {table: [stored(int(k["id"]["S"][1:])) for k in entry["Keys"]]}}
+
+    scripted.answer = answer
+
+    async def batches() -> None:
+        async with dm.batch_write() as batch:
+            for n in range(30):
+                await batch.put(Book(shelf="s", id=f"b{n:05d}"))
+        await Book.batch_get([("s", f"b{n:05d}") for n in range(30)])
+        await Book.batch_get([("s", f"b{n:05d}") for n in range(250)])
+
+    await batches()  # what is made once is made here
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            await batches()
+        assert gc.collect() == 0  # every object was freed by its reference count
+    finally:
+        gc.enable()
