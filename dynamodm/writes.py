@@ -820,7 +820,9 @@ def validate_sets(
         else:
             if probe is None:
                 probe = base.model_copy() if base is not None else model.model_construct()
-            setattr(probe, name, value)
+            # The model's validator itself, as an assignment with validate_assignment makes
+            # it, whatever the model's config says: collect_actions sends what this gives.
+            model.__pydantic_validator__.validate_assignment(probe, name, value)
             validated[name] = probe.__dict__[name]
     return validated
 
