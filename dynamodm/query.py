@@ -287,7 +287,15 @@ class Query(Generic[M]):
             )
         top = "\U0010ffff"
         if op == "begins_with":
-            return _begins(model, attribute, prefix + str(values[0])), None
+            text = values[0]
+            if text is None:
+                # A template key is text: a bytes (or other) prefix would have become ""
+                # and matched every item of the partition.
+                raise UsageError(
+                    f"{name}.query(): begins_with on {open_field!r}, part of the range key "
+                    f"template {template.template!r}, needs a string prefix"
+                )
+            return _begins(model, attribute, prefix + text), None
         texts = [keys.field_text(model, open_field, v) for v in values]
         key_condition: Condition
         if op == "=":
@@ -1032,7 +1040,7 @@ def _range_parts(condition: Condition) -> tuple[Path[Any] | None, str, list[Any]
         low, high = decode_any(condition.low.av), decode_any(condition.high.av)
         return condition.operand, "between", [low, high]
     if isinstance(condition, BeginsWith) and isinstance(condition.prefix, Value):
-        return condition.path, "begins_with", [condition.prefix.av.get("S", "")]
+        return condition.path, "begins_with", [condition.prefix.av.get("S")]  # None: not text
     return None, "", []
 
 

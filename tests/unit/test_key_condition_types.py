@@ -79,3 +79,30 @@ async def test_a_prefix_of_another_type_is_refused_before_sending(query: Any, me
         with pytest.raises(dm.UsageError, match=message):
             await query().all()
         assert dry.requests == []
+
+
+class Session(dm.Model):
+    class Meta:
+        table = "sessions"
+        registry = REGISTRY
+        hash_key = dm.Template("PK", "ATHLETE#{athlete_id}")
+        range_key = dm.Template("SK", "SESSION#{session_id}")
+
+    athlete_id: str
+    session_id: str
+
+
+async def test_begins_with_on_a_template_field_takes_text_only() -> None:
+    async with offline_session(), dm.dry_run() as dry:
+        query = Session.query(
+            athlete_id="ada", range_condition=Session.session_id.begins_with("s1")
+        )
+        await query.all()
+        [request] = dry.requests
+        assert {"S": "SESSION#s1"} in request.request["ExpressionAttributeValues"].values()
+        # A bytes prefix became "" before: begins_with(SK, "SESSION#"), every session.
+        with pytest.raises(dm.UsageError, match=r"begins_with on 'session_id'.* needs a string"):
+            await Session.query(
+                athlete_id="ada", range_condition=Session.session_id.begins_with(b"s1")
+            ).all()
+        assert len(dry.requests) == 1
