@@ -594,6 +594,8 @@ class ModelCodec(Codec):
         # its items need the general path (migrations, hooks, unique values, subclasses).
         self.fast_load: Callable[[Item], Any] | Literal[False] | None = None
         self._bounded: frozenset[str] | None = None
+        self._depth: int | None = None  # nesting_depth, once known
+        self._depth_known = False
 
     @property
     def bounded(self) -> frozenset[str]:
@@ -713,13 +715,20 @@ def nesting_depth(codec: Codec, within: tuple[ModelCodec, ...] = ()) -> int | No
     if isinstance(codec, ModelCodec):
         if codec in within:
             return None
-        deepest = 0
+        # Once per model: a model reused in many fields (and levels) is not walked again.
+        # A result is the model's own whatever the path that reached it: a model that
+        # reaches one of the models above it lies on a cycle, unbounded from anywhere.
+        if codec._depth_known:
+            return codec._depth
+        depth: int | None = 1
         for spec in codec.fields:
             inner = nesting_depth(spec.codec, (*within, codec))
             if inner is None:
-                return None
-            deepest = max(deepest, inner)
-        return deepest + 1
+                depth = None
+                break
+            depth = max(depth or 1, inner + 1)
+        codec._depth, codec._depth_known = depth, True
+        return depth
     if isinstance(codec, _Str | _Int | _Float | _Decimal | _Bool | _Bytes | _Datetime):
         return 0  # _BoolKey is a _Bool
     if isinstance(codec, _EpochSeconds | _Isoformat | _Set | _AnySet):

@@ -599,3 +599,34 @@ def test_a_bounded_attribute_never_holds_more_levels_than_its_type_allows(
     for spec in Bounded.__dm_codec__.fields:
         if spec.attribute in Bounded.__dm_codec__.bounded and spec.attribute in item:
             assert levels(item[spec.attribute]) - 1 <= (nesting_depth(spec.codec) or 0)
+
+
+def test_nesting_depth_walks_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three fields of the next level at each of 30 levels: walking every path would take
+    # 3**30 steps; each model's depth is worked out once.
+    from pydantic import create_model
+
+    from dynamodm import codec as codec_module
+
+    level: type[BaseModel] = create_model("Level0", leaf=(str, ""))
+    for number in range(1, 31):
+        level = create_model(
+            f"Level{number}",
+            a=(level | None, None),
+            b=(level | None, None),
+            c=(list[level], []),
+        )
+    calls = 0
+    walk = codec_module.nesting_depth
+
+    def counted(codec: Any, within: tuple[Any, ...] = ()) -> int | None:
+        nonlocal calls
+        calls += 1
+        if calls > 400:  # fails at once where every path would be walked
+            raise AssertionError("nesting_depth walked the same models again")
+        return walk(codec, within)
+
+    monkeypatch.setattr(codec_module, "nesting_depth", counted)
+    depth = counted(codec_module.compile_type(level))
+    assert depth == 61  # 30 levels of (a list of) the next level, then the leaf's model
+    assert calls < 400
