@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import functools
 import gc
 import json
@@ -356,10 +357,15 @@ class Dated(dm.Model):
     number: Annotated[int, dm.RangeKey]
 
 
+class Tone(str, enum.Enum):  # noqa: UP042 (a str mixin, as most apps declare them)
+    LOW = "low"
+
+
 _KEY_TEXT = (
     st.text(max_size=4)
     | st.text(min_size=250, max_size=1100)
-    | st.sampled_from(["", "\ud800", "é"])
+    | st.sampled_from(["", "\ud800", "é", "\x00", Tone.LOW])
+    | st.sampled_from([255, 256, 257, 1024, 1025, 2048, 2049]).map(lambda n: "k" * n)
 )
 _KEY_PART = _KEY_TEXT | st.integers(-3, 3) | st.none() | st.binary(max_size=3)
 

@@ -705,7 +705,7 @@ class SubLeaf(Leaf):
         ("leaf", Leaf.model_construct(label="\ud800")),
         ("leaf", Leaf.model_construct(label="x", weight=float("nan"), tags=[])),
         ("leaf", Leaf.model_construct(label="x", weight=2.5, tags=["a"])),
-        ("leaf", SubLeaf.model_construct(label="x", extra="y")),  # a subclass: its codec
+        ("leaf", SubLeaf.model_construct(label="x", extra="y")),  # the declared fields only
         ("leaf", {"the-label": "x"}),  # not a model at all
         ("shape", Leaf.model_construct(label="x", weight=-0.0)),
         ("shape", SubLeaf.model_construct(label="\ud800")),
