@@ -5,6 +5,7 @@
     python tests/benchmarks/run.py --quick    # smaller sizes, for development
     python tests/benchmarks/run.py --json results.json
     python tests/benchmarks/run.py --cold     # cold start and warm Lambda invocations
+    python tests/benchmarks/run.py --instructions get,batch_write  # callgrind counts
 
 It starts dynalite on a free loopback port (installing it with npm if missing),
 loads the table, then runs each client in a process of its own, once per
@@ -25,18 +26,21 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path[:0] = [str(HERE), str(REPO / "tests"), str(REPO)]
 
 import cold  # noqa: E402
+import instructions  # noqa: E402
 from clients import CLIENTS, Floor, missing_requirement  # noqa: E402
 from servers import DYNALITE_DIR, DYNALITE_VERSION, start_dynalite  # noqa: E402
 from workload import FULL, QUICK, TABLE_DEFINITION, Sizes, chunks, row  # noqa: E402
 
+T = TypeVar("T")
 WORKER = HERE / "worker.py"
 WORKER_TIMEOUT = 600.0
 SCALING_CLIENTS = ("floor", "dynamodm-http")
@@ -448,21 +452,49 @@ def cold_start(args: argparse.Namespace) -> None:
         else:
             measured.append(name)
     repetitions = max(5, args.repetitions or 7)
-    ensure_dynalite()
     started = time.perf_counter()
+    data = on_dynalite(1, lambda endpoint: cold.measure(endpoint, measured, repetitions, log))
+    finish(cold.report(data), started, args, data)
+
+
+def on_dynalite(items: int, job: Callable[[str], T]) -> T:
+    """``job(endpoint)`` against a fresh dynalite whose table holds ``items`` items."""
+    ensure_dynalite()
     server = start_dynalite()
     try:
-        asyncio.run(load(server.endpoint_url, 0, 1, create=True))
-        data = cold.measure(server.endpoint_url, measured, repetitions, log)
+        asyncio.run(load(server.endpoint_url, 0, items, create=True))
+        return job(server.endpoint_url)
     finally:
         server.stop()
-    print(cold.report(data))
+
+
+def finish(text: str, started: float, args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print a report and the run's footer; write its data as JSON when asked."""
+    print(text)
     print(
         f"\n({time.perf_counter() - started:.0f} s; Python {platform.python_version()}, "
         f"{platform.machine()}, revision {revision()})"
     )
     if args.json:
         Path(args.json).write_text(json.dumps({"revision": revision(), **data}, indent=1))
+
+
+def instruction_counts(args: argparse.Namespace) -> None:
+    """Instructions per operation under callgrind (instructions.py), against one dynalite."""
+    reason = instructions.available()
+    if reason:
+        raise SystemExit(f"--instructions: {reason}")
+    operations = args.instructions.split(",")
+    unknown = sorted(set(operations) - set(instructions.OPERATIONS))
+    if unknown:
+        raise SystemExit(f"unknown operations {unknown}; choose from {instructions.OPERATIONS}")
+    names = args.clients.split(",") if args.clients else ["floor", "dynamodm-http"]
+    started = time.perf_counter()
+    results = on_dynalite(
+        QUICK.table_items,
+        lambda endpoint: instructions.measure(endpoint, names, operations, log),
+    )
+    finish(instructions.report(results), started, args, results)
 
 
 def main() -> None:
@@ -486,7 +518,17 @@ def main() -> None:
         "processes and the warm overhead of @dm.lambda_handler; --clients from "
         + ", ".join(cold.IMPORTS),
     )
+    parser.add_argument(
+        "--instructions",
+        metavar="OPERATIONS",
+        help="instead of the suite: instructions per operation under valgrind's callgrind "
+        f"(repeatable where CPU time is not), for operations from {instructions.OPERATIONS} "
+        "and --clients (default floor,dynamodm-http); a few minutes per client and operation",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        instruction_counts(args)
+        return
     if args.cold:
         cold_start(args)
         return
