@@ -7,7 +7,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -620,6 +620,15 @@ class Query(Generic[M]):
                 if want <= 0 and not self.has_filter:
                     return
 
+    def _whole_item_loader(self) -> Callable[[Item], Any] | None:
+        """What ``_load`` does for an item, in one call, when that is all it does: the
+        model's one-call loader for whole items read without a view. None otherwise, and
+        for a query that loads its own way (a collection's loads each item by the model
+        its entity names)."""
+        if self.partial or self._view is not None or type(self)._load is not Query._load:
+            return None
+        return fast_loader(self.model)
+
     def _load(self, session: Connection, item: Item) -> M | None:
         """The instance of a stored item; None when it does not fit the model and
         ``on_invalid="skip"``, else ``ItemInvalid`` whose cursor resumes after it."""
@@ -658,7 +667,7 @@ class Query(Generic[M]):
         # of its own, keeping its last page alive until then.
         # Whole items of a plain model load in one call; the others (and an item the
         # one-call loader leaves to validation) go through _load.
-        fast = None if self.partial or self._view is not None else fast_loader(self.model)
+        fast = self._whole_item_loader()
         async with contextlib.aclosing(self._item_pages(session)) as pages:
             async for page in pages:
                 for item in page:
