@@ -26,7 +26,6 @@ from .writes import encode_for_put
 
 if TYPE_CHECKING:
     from .model import Model
-    from .schema import KeyAttribute
 
 logger = logging.getLogger("dynamodm")
 
@@ -84,7 +83,7 @@ async def batch_get(
             schema = model.__dm_schema__
             plan = plans[model] = (
                 names.of(model),
-                _key_encoder(model),
+                keys.key_encoder(model),
                 schema.table_key_attributes,
             )
         table, encode, attributes = plan
@@ -146,53 +145,6 @@ async def batch_get(
             keys=[e.key for e in bad],
         )
     return results
-
-
-def _key_encoder(model: type[Model]) -> Callable[[Any], Item]:
-    """``keys.from_any`` for one model, with the common key read in place: a short ASCII
-    ``str`` (or a pair of them) for a table key of plain ``str`` fields is stored as it
-    is, as ``keys.key_value`` would store it; anything else goes through ``from_any``."""
-    schema = model.__dm_schema__
-    fields = model.__pydantic_fields__
-    hash_key, range_key = schema.hash_key, schema.range_key
-    short = keys.SHORT_KEY
-
-    def plain(key: KeyAttribute | None) -> bool:
-        return key is None or (
-            key.template is None and key.field is not None and fields[key.field].annotation is str
-        )
-
-    def general(key: Any) -> Item:
-        return keys.from_any(model, key)
-
-    if not (plain(hash_key) and plain(range_key)):
-        return general
-    hash_attribute = hash_key.attribute
-    if range_key is None:
-
-        def hash_only(key: Any) -> Item:
-            if type(key) is str and 0 < len(key) <= short and key.isascii():
-                return {hash_attribute: {"S": key}}
-            return keys.from_any(model, key)
-
-        return hash_only
-    range_attribute = range_key.attribute
-
-    def pair(key: Any) -> Item:
-        if type(key) is tuple and len(key) == 2:
-            first, second = key
-            if (
-                type(first) is str
-                and type(second) is str
-                and 0 < len(first) <= short
-                and 0 < len(second) <= short
-                and first.isascii()
-                and second.isascii()
-            ):
-                return {hash_attribute: {"S": first}, range_attribute: {"S": second}}
-        return keys.from_any(model, key)
-
-    return pair
 
 
 class _GetChunk:

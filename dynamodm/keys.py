@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +195,54 @@ def from_any(model: type[Model], key: Any) -> Item:
             raise UsageError(f"{model.__name__}: a key tuple is (hash, range)")
         return from_values(model, key[0], key[1])
     return from_values(model, key)
+
+
+def key_encoder(model: type[Model]) -> Callable[[Any], Item]:
+    """``from_any`` for one model (batch_get's keys), with the common key read in place:
+    a short ASCII ``str`` (or a pair of them) for a table key of plain ``str`` fields is
+    stored as it is, by ``key_value``'s rule for such values; anything else goes through
+    ``from_any``."""
+    schema = model.__dm_schema__
+    fields = model.__pydantic_fields__
+    hash_key, range_key = schema.hash_key, schema.range_key
+    short = SHORT_KEY
+
+    def plain(key: KeyAttribute | None) -> bool:
+        return key is None or (
+            key.template is None and key.field is not None and fields[key.field].annotation is str
+        )
+
+    def general(key: Any) -> Item:
+        return from_any(model, key)
+
+    if not (plain(hash_key) and plain(range_key)):
+        return general
+    hash_attribute = hash_key.attribute
+    if range_key is None:
+
+        def hash_only(key: Any) -> Item:
+            if type(key) is str and 0 < len(key) <= short and key.isascii():
+                return {hash_attribute: {"S": key}}
+            return from_any(model, key)
+
+        return hash_only
+    range_attribute = range_key.attribute
+
+    def pair(key: Any) -> Item:
+        if type(key) is tuple and len(key) == 2:
+            first, second = key
+            if (
+                type(first) is str
+                and type(second) is str
+                and 0 < len(first) <= short
+                and 0 < len(second) <= short
+                and first.isascii()
+                and second.isascii()
+            ):
+                return {hash_attribute: {"S": first}, range_attribute: {"S": second}}
+        return from_any(model, key)
+
+    return pair
 
 
 def from_call(

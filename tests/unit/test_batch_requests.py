@@ -385,12 +385,11 @@ def _outcome(encode: Callable[[Any], Any], key: Any) -> Any:
     | st.fixed_dictionaries({"shelf": _KEY_TEXT, "id": _KEY_TEXT})
 )
 def test_batch_gets_key_encoder_gives_what_from_any_gives(key: Any) -> None:
-    from dynamodm.batch import _key_encoder
-    from dynamodm.keys import from_any
+    from dynamodm.keys import from_any, key_encoder
 
     for model in (Book, Shelf, Dated):
         reference = functools.partial(from_any, model)
-        assert _outcome(_key_encoder(model), key) == _outcome(reference, key)
+        assert _outcome(key_encoder(model), key) == _outcome(reference, key)
 
 
 async def test_a_finished_batch_leaves_nothing_to_the_cyclic_collector(scripted: Scripted) -> None:
