@@ -80,11 +80,10 @@ async def batch_get(
     for model, key in pairs:
         plan = plans.get(model)
         if plan is None:
-            schema = model.__dm_schema__
             plan = plans[model] = (
                 names.of(model),
                 keys.key_encoder(model),
-                schema.table_key_attributes,
+                _table_key(model),
             )
         table, encode, attributes = plan
         encoded = encode(key)
@@ -352,7 +351,7 @@ class BatchWriter:
         codec = model.__dm_codec__
         plan = _PutPlan(
             self.session.names.of(model),
-            schema.table_key_attributes,
+            _table_key(model),
             codec.bounded,
             (
                 (codec.by_name[schema.updated_at].attribute, schema.updated_at)

@@ -720,15 +720,16 @@ def nesting_depth(codec: Codec, within: tuple[ModelCodec, ...] = ()) -> int | No
         # reaches one of the models above it lies on a cycle, unbounded from anywhere.
         if codec._depth_known:
             return codec._depth
-        depth: int | None = 1
+        depths = []
         for spec in codec.fields:
             inner = nesting_depth(spec.codec, (*within, codec))
             if inner is None:
-                depth = None
                 break
-            depth = max(depth or 1, inner + 1)
-        codec._depth, codec._depth_known = depth, True
-        return depth
+            depths.append(inner)
+        else:
+            codec._depth = max(depths, default=0) + 1
+        codec._depth_known = True  # None (the default) when a field is unbounded
+        return codec._depth
     if isinstance(codec, _Str | _Int | _Float | _Decimal | _Bool | _Bytes | _Datetime):
         return 0  # _BoolKey is a _Bool
     if isinstance(codec, _EpochSeconds | _Isoformat | _Set | _AnySet):

@@ -101,7 +101,6 @@ class Write:
 
 
 _schema = schema_of
-_SHORT_KEY = keys.SHORT_KEY
 
 
 def _path(model: type[Model], name: str) -> Path[Any]:
@@ -376,15 +375,13 @@ def encode_for_put(instance: Model, operation: str) -> Item:
     return item
 
 
-def check_key_values(model: type[Model], item: Item, schema: TableSchema | None = None) -> None:
+def check_key_values(model: type[Model], item: Item, schema: TableSchema) -> None:
     """Table and index keys may not be empty strings or bytes; table keys must be present."""
-    if schema is None:
-        schema = _schema(model)
     for attribute, key in schema.key_attributes().items():
         value = item.get(attribute)
         if value is not None:
             text = value.get("S")
-            if text and len(text) <= _SHORT_KEY:
+            if text and len(text) <= keys.SHORT_KEY:
                 continue  # the common case, checked in place
         _check_key_value(model, schema, attribute, key, value)
 
