@@ -1753,6 +1753,23 @@ def _measure(
 # ---------------------------------------------------------------- DynamoDB JSON
 
 
+def decode_binary(node: Any) -> Any:
+    """Turn the base64 text of B and BS AttributeValues into bytes, in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "B" and isinstance(value, str) and len(node) == 1:
+                node[key] = base64.b64decode(value)
+            elif key == "BS" and isinstance(value, list) and len(node) == 1:
+                node[key] = [base64.b64decode(v) for v in value]
+            elif isinstance(value, dict | list):
+                decode_binary(value)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, dict | list):
+                decode_binary(value)
+    return node
+
+
 def item_from_json(data: object, *, binary: Literal["base64", "either"] = "base64") -> Item:
     """An item from parsed DynamoDB JSON (the AWS CLI's, exports, Lambda stream events),
     checked: binary values base64-decoded (``binary="either"`` also takes bytes, as boto3

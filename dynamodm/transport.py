@@ -8,7 +8,6 @@ to retry and which library error to raise.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import ipaddress
@@ -30,7 +29,7 @@ import aiohttp
 import orjson
 
 from . import endpoints
-from .codec import request_json
+from .codec import decode_binary, request_json
 from .credentials import SharedConfig, StaticCredentials, environment_credentials
 from .endpoints import ConfigSource
 from .errors import ConfigurationError, ServiceError, TransportError, UsageError, is_clock_skew
@@ -165,23 +164,6 @@ _BINARY = re.compile(rb'"BS?"\s*:')  # a B or BS value somewhere in a response
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
-
-
-def _decode_binary(node: Any) -> Any:
-    """Turn the base64 text of B and BS AttributeValues into bytes, in place."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "B" and isinstance(value, str) and len(node) == 1:
-                node[key] = base64.b64decode(value)
-            elif key == "BS" and isinstance(value, list) and len(node) == 1:
-                node[key] = [base64.b64decode(v) for v in value]
-            elif isinstance(value, dict | list):
-                _decode_binary(value)
-    elif isinstance(node, list):
-        for value in node:
-            if isinstance(value, dict | list):
-                _decode_binary(value)
-    return node
 
 
 def _proxy_for(url: str) -> str | None:
@@ -507,7 +489,7 @@ class HttpTransport:
                     raise TransportError("the response was not DynamoDB JSON", sent=True)
                 data = {}
             if _BINARY.search(payload):
-                _decode_binary(data)
+                decode_binary(data)
             request_id = answer_headers.get("x-amzn-RequestId")
             if status == 200:
                 # A new key on the parsed dict: the id travels without copying the body.

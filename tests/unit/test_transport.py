@@ -10,7 +10,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dynamodm.transport import SigV4Signer, _decode_binary
+from dynamodm.codec import decode_binary
+from dynamodm.transport import SigV4Signer
 
 MOMENT = datetime(2026, 11, 22, 10, 30, 5, tzinfo=UTC)
 
@@ -71,7 +72,7 @@ def test_binary_values_are_decoded_in_place() -> None:
             "s": {"S": "AAEC"},
         }
     }
-    _decode_binary(data)
+    decode_binary(data)
     item = data["Item"]
     assert item["b"] == {"B": b"\x00\x01\x02"}
     assert item["bs"] == {"BS": [b"\x00", b"\x01"]}
