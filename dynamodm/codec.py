@@ -593,6 +593,8 @@ class ModelCodec(Codec):
         # Set on the model's first load (instances.py): its one-call loader, or False when
         # its items need the general path (migrations, hooks, unique values, subclasses).
         self.fast_load: Callable[[Item], Any] | Literal[False] | None = None
+        # The same for items whose binary values may still be base64 text (instances.py).
+        self.raw_load: Callable[[Item], Any] | Literal[False] | None = None
         self._bounded: frozenset[str] | None = None
         self._depth: int | None = None  # nesting_depth, once known
         self._depth_known = False
@@ -944,11 +946,16 @@ class ExactLoader:
     - ``decode(av)``: the instance of a nested model from its M value (attributes it does
       not declare are dropped, as its full decoding drops them)."""
 
-    __slots__ = ("build", "build_stored", "by_attribute", "cls", "decode")
+    __slots__ = ("binary", "build", "build_stored", "by_attribute", "cls", "decode")
 
-    def __init__(self, cls: type[BaseModel], fields: list[ExactField]) -> None:
+    def __init__(self, cls: type[BaseModel], fields: list[ExactField], binary: bool) -> None:
         self.cls = cls
         self.by_attribute = frozenset(f.attribute for f in fields)
+        # Whether a field's decoder takes a B or BS value (bytes, a set of bytes or Any,
+        # anywhere in its type). When none does, a binary value in a declared attribute is
+        # a Mismatch, whether it is bytes or still base64 text: the readers that leave the
+        # decoding of binary values to the loader rely on that (instances.raw_loader).
+        self.binary = binary
         builders = _generate(cls, fields)
         self.build: Callable[[Item], tuple[BaseModel, int]] = builders["build"]
         self.build_stored: Callable[[Item], tuple[BaseModel, int]] = builders["build_stored"]
@@ -1129,7 +1136,23 @@ def exact_loader(
         if field.decode is None:
             return None
         fields.append(field)
-    return ExactLoader(cls, fields)
+    binary = any(_takes_binary(cls.model_fields[f.name].annotation) for f in fields)
+    return ExactLoader(cls, fields, binary)
+
+
+def _takes_binary(tp: Any, within: frozenset[type] = frozenset()) -> bool:
+    """Whether the exact decoder of a declared type may take a B or BS value: ``bytes`` or
+    ``Any`` anywhere in it, nested models included (a type the exact decoders do not
+    handle has no exact loader at all)."""
+    if tp is bytes or tp is Any:
+        return True
+    if isinstance(tp, type) and typing.get_origin(tp) is None and issubclass(tp, BaseModel):
+        if tp in within:
+            return True
+        return any(
+            _takes_binary(info.annotation, within | {tp}) for info in tp.model_fields.values()
+        )
+    return any(_takes_binary(arg, within) for arg in typing.get_args(tp))
 
 
 def _hashable(value: Any) -> bool:
@@ -1754,13 +1777,14 @@ def _measure(
 
 
 def decode_binary(node: Any) -> Any:
-    """Turn the base64 text of B and BS AttributeValues into bytes, in place."""
+    """Turn the base64 text of B and BS AttributeValues into bytes, in place; values
+    already bytes are left as they are (an item may be decoded twice)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "B" and isinstance(value, str) and len(node) == 1:
                 node[key] = base64.b64decode(value)
             elif key == "BS" and isinstance(value, list) and len(node) == 1:
-                node[key] = [base64.b64decode(v) for v in value]
+                node[key] = [base64.b64decode(v) if isinstance(v, str) else v for v in value]
             elif isinstance(value, dict | list):
                 decode_binary(value)
     elif isinstance(node, list):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .cursor import DEFAULT_CURSOR_KEY
 from .errors import (
@@ -267,22 +267,35 @@ class Connection:
         idempotent: bool,
         table: str | None = None,
         rate_limit: RateLimit | None = None,
+        raw_binary: bool = False,
     ) -> Response:
         """Send one request through the retry policy; errors become the library's.
 
         When the service answers that a table does not exist, ``create_missing_tables``
         may create it (a Session with ``auto_create_tables``), and the request is sent
-        once more. ``rate_limit`` paces this request as well as the session's limit."""
+        once more. ``rate_limit`` paces this request as well as the session's limit.
+        ``raw_binary``: the items of a Query, Scan or BatchGetItem answer may keep their
+        binary values as base64 text, for a caller that decodes them (``raw_loader``)."""
         try:
             return await self._call(
-                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+                operation,
+                request,
+                idempotent=idempotent,
+                table=table,
+                rate_limit=rate_limit,
+                raw_binary=raw_binary,
             )
         except TableNotFound:
             names = [table] if table else list(request.get("RequestItems", {}))
             if operation.endswith("Table") or not await self.create_missing_tables(names):
                 raise
             return await self._call(
-                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+                operation,
+                request,
+                idempotent=idempotent,
+                table=table,
+                rate_limit=rate_limit,
+                raw_binary=raw_binary,
             )
 
     async def create_missing_tables(self, names: list[str]) -> bool:
@@ -298,10 +311,16 @@ class Connection:
         idempotent: bool,
         table: str | None,
         rate_limit: RateLimit | None = None,
+        raw_binary: bool = False,
     ) -> Response:
         if not request_hooks:
             return await self._request(
-                operation, request, idempotent=idempotent, table=table, rate_limit=rate_limit
+                operation,
+                request,
+                idempotent=idempotent,
+                table=table,
+                rate_limit=rate_limit,
+                raw_binary=raw_binary,
             )
         # Hooks (tracing) follow the whole request, retries included, in this context.
         with contextlib.ExitStack() as stack:
@@ -316,6 +335,7 @@ class Connection:
                 table=table,
                 rate_limit=rate_limit,
                 scopes=scopes,
+                raw_binary=raw_binary,
             )
 
     async def _request(
@@ -327,8 +347,11 @@ class Connection:
         table: str | None,
         rate_limit: RateLimit | None = None,
         scopes: tuple[RequestScope, ...] = (),
+        raw_binary: bool = False,
     ) -> Response:
         transport = self.transport
+        # Only the fast transport leaves binary values to the caller (botocore decodes them).
+        raw_binary = raw_binary and isinstance(transport, HttpTransport)
         capture = active_dry_run.get()
         if capture is not None:
             self._emit(operation, table, 0.0, 0, "dry-run", None, dry_run=True, scopes=scopes)
@@ -365,7 +388,11 @@ class Connection:
                     _safely(scope.retried, attempts + 1, last_reason)
             attempts += 1
             try:
-                response = await transport.send(operation, request)
+                if raw_binary:
+                    fast = cast(HttpTransport, transport)
+                    response = await fast.send(operation, request, raw_binary=True)
+                else:
+                    response = await transport.send(operation, request)
             except (ServiceError, TransportError) as error:
                 last_reason = getattr(error, "code", None) or type(error).__name__
                 if (

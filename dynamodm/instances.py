@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .codec import AttributeValue, ExactLoader, Item, Mismatch, encode_any
+from .codec import AttributeValue, ExactLoader, Item, Mismatch, decode_binary, encode_any
 from .errors import ItemInvalid
 from .migrations import VERSION_ATTRIBUTE, stored_version, upgrade
 
@@ -132,7 +132,9 @@ def load_checked(model: type[M], item: Item, *, partial: bool = False) -> M:
                 loaded: M = fast(item)
                 return loaded
             except Mismatch:
-                pass  # a value of another kind: full decoding and validation decide
+                # A value of another kind: full decoding and validation decide, on binary
+                # values as bytes (an item of a raw_loader's page may hold base64 text).
+                decode_binary(item)
     cls = model if model.__dm_family__ is None else entity_class(model, item)
     if cls is None:
         raise ItemInvalid(
@@ -157,11 +159,31 @@ def fast_loader(model: type[Model]) -> Callable[[Item], Any] | None:
     return fast or None
 
 
-def _fast_loader(model: type[Model]) -> Callable[[Item], Any] | Literal[False]:
+def raw_loader(model: type[Model]) -> Callable[[Item], Any] | None:
+    """``fast_loader`` for items whose binary values may still be base64 text, as the
+    transport leaves them in the pages of the readers that ask it to (a whole-page search
+    for binary values costs more than the loader's own decoding of what it keeps), or None
+    when a field of the model takes binary values: then the reader asks for bytes. No
+    declared attribute of such a model holds a binary value that loads (the exact decoders
+    refuse one: ``Mismatch``, and ``load_checked`` decodes the item before the general
+    path); its undeclared attributes are decoded in place, in the stored item too."""
+    codec = model.__dm_codec__
+    raw = codec.raw_load
+    if raw is None:
+        exact = codec.exact
+        binary = exact is None or exact.binary
+        raw = codec.raw_load = False if binary else _fast_loader(model, raw=True)
+    return raw or None
+
+
+def _fast_loader(
+    model: type[Model], *, raw: bool = False
+) -> Callable[[Item], Any] | Literal[False]:
     """``load_item`` in one call for the models whose loads do nothing but build the
     instance with its exact loader and keep the item and its undeclared attributes: no
     schema version, no polymorphic family, no unique fields, no after-load hooks. False
-    for the others. ``Mismatch`` from it sends the item down the general path."""
+    for the others. ``Mismatch`` from it sends the item down the general path. ``raw``:
+    binary values of undeclared attributes (``raw_loader``) are decoded first."""
     loader = model.__dm_codec__.exact
     schema = model.__dm_schema__
     if (
@@ -174,7 +196,8 @@ def _fast_loader(model: type[Model]) -> Callable[[Item], Any] | Literal[False]:
     ):
         return False
     build = loader.build_stored
-    skipped = loader.by_attribute | frozenset(schema.computed_attributes)
+    declared = loader.by_attribute
+    skipped = declared | frozenset(schema.computed_attributes)
     keep = object.__setattr__
 
     def load(item: Item) -> Any:
@@ -185,7 +208,21 @@ def _fast_loader(model: type[Model]) -> Callable[[Item], Any] | Literal[False]:
                 keep(instance, "_dm_extra", extra)
         return instance
 
-    return load
+    if not raw:
+        return load
+
+    def load_raw(item: Item) -> Any:
+        instance, found = build(item)
+        if found != len(item):
+            for name, av in item.items():
+                if name not in declared and "S" not in av and "N" not in av:
+                    decode_binary(av)
+            extra = {k: v for k, v in item.items() if k not in skipped}
+            if extra:
+                keep(instance, "_dm_extra", extra)
+        return instance
+
+    return load_raw
 
 
 def entity_class(model: type[M], item: Item) -> type[M] | None:

@@ -34,7 +34,7 @@ from .expressions import (
     check_expressions,
     paths_of,
 )
-from .instances import family_entities, fast_loader, load_checked
+from .instances import family_entities, fast_loader, load_checked, raw_loader
 from .ratelimit import RateLimit
 from .schema import IndexSchema, KeyAttribute, TableSchema, schema_of
 
@@ -599,15 +599,25 @@ class Query(Generic[M]):
         return request
 
     async def _pages(
-        self, session: Connection, request: dict[str, Any], want: int | None
+        self,
+        session: Connection,
+        request: dict[str, Any],
+        want: int | None,
+        raw_binary: bool = False,
     ) -> AsyncGenerator[tuple[list[Item], Item | None], None]:
-        """Raw pages: (items, LastEvaluatedKey), asking no more than ``want`` if given."""
+        """Raw pages: (items, LastEvaluatedKey), asking no more than ``want`` if given;
+        ``raw_binary``: the items' binary values may be base64 text (``raw_loader``)."""
         table = request["TableName"]
         while True:
             if want is not None and not self.has_filter:
                 request["Limit"] = want
             response = await session.call(
-                self.operation, request, idempotent=True, table=table, rate_limit=self.rate_limit
+                self.operation,
+                request,
+                idempotent=True,
+                table=table,
+                rate_limit=self.rate_limit,
+                raw_binary=raw_binary,
             )
             items = response.get("Items", [])
             last = response.get("LastEvaluatedKey")
@@ -620,14 +630,18 @@ class Query(Generic[M]):
                 if want <= 0 and not self.has_filter:
                     return
 
-    def _whole_item_loader(self) -> Callable[[Item], Any] | None:
+    def _whole_item_loader(self) -> tuple[Callable[[Item], Any] | None, bool]:
         """What ``_load`` does for an item, in one call, when that is all it does: the
-        model's one-call loader for whole items read without a view. None otherwise, and
-        for a query that loads its own way (a collection's loads each item by the model
-        its entity names)."""
+        model's one-call loader for whole items read without a view, and whether it takes
+        items whose binary values are still base64 text (``raw_loader``: the pages are then
+        not searched for binary values). None otherwise, and for a query that loads its own
+        way (a collection's loads each item by the model its entity names)."""
         if self.partial or self._view is not None or type(self)._load is not Query._load:
-            return None
-        return fast_loader(self.model)
+            return None, False
+        raw = raw_loader(self.model)
+        if raw is not None:
+            return raw, True
+        return fast_loader(self.model), False
 
     def _load(self, session: Connection, item: Item) -> M | None:
         """The instance of a stored item; None when it does not fit the model and
@@ -667,8 +681,8 @@ class Query(Generic[M]):
         # of its own, keeping its last page alive until then.
         # Whole items of a plain model load in one call; the others (and an item the
         # one-call loader leaves to validation) go through _load.
-        fast = self._whole_item_loader()
-        async with contextlib.aclosing(self._item_pages(session)) as pages:
+        fast, raw_binary = self._whole_item_loader()
+        async with contextlib.aclosing(self._item_pages(session, raw_binary)) as pages:
             async for page in pages:
                 for item in page:
                     if fast is not None:
@@ -692,15 +706,18 @@ class Query(Generic[M]):
                 for item in page:
                     yield item
 
-    async def _item_pages(self, session: Connection) -> AsyncGenerator[list[Item], None]:
-        """The matching items, a page at a time, cut at ``limit``."""
+    async def _item_pages(
+        self, session: Connection, raw_binary: bool = False
+    ) -> AsyncGenerator[list[Item], None]:
+        """The matching items, a page at a time, cut at ``limit`` (``raw_binary``: as
+        ``_pages``)."""
         if self.segments > 1:
-            async with contextlib.aclosing(self._parallel_scan(session)) as scanned:
+            async with contextlib.aclosing(self._parallel_scan(session, raw_binary)) as scanned:
                 async for page in scanned:
                     yield page
             return
         remaining = self.limit
-        pages = self._pages(session, self._base(session), remaining)
+        pages = self._pages(session, self._base(session), remaining, raw_binary)
         async with contextlib.aclosing(pages):
             async for page, _last in pages:
                 if remaining is not None:
@@ -711,7 +728,9 @@ class Query(Generic[M]):
                 if remaining == 0:
                     return
 
-    async def _parallel_scan(self, session: Connection) -> AsyncGenerator[list[Item], None]:
+    async def _parallel_scan(
+        self, session: Connection, raw_binary: bool
+    ) -> AsyncGenerator[list[Item], None]:
         # Pages read ahead: two a segment (each up to 1 MB), so memory stays bounded by
         # the segments, not the table, when the consumer is slower than the scan.
         queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(
@@ -723,7 +742,8 @@ class Query(Generic[M]):
             request["Segment"] = number
             request["TotalSegments"] = self.segments
             try:
-                async with contextlib.aclosing(self._pages(session, request, None)) as pages:
+                pages = self._pages(session, request, None, raw_binary)
+                async with contextlib.aclosing(pages):
                     async for items, _last in pages:
                         if items:
                             await queue.put(items)

@@ -161,6 +161,7 @@ def _botocore_failure(operation: str, exc: Exception) -> Exception | None:
 
 _TARGET = "DynamoDB_20120810."
 _BINARY = re.compile(rb'"BS?"\s*:')  # a B or BS value somewhere in a response
+_ITEMS = {"Query": "Items", "Scan": "Items", "BatchGetItem": "Responses"}
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
@@ -440,9 +441,12 @@ class HttpTransport:
             verify=verify if verify is not None else True,
         )
 
-    async def send(self, operation: str, request: Request) -> Response:
+    async def send(self, operation: str, request: Request, *, raw_binary: bool = False) -> Response:
         """Send one request. A successful response carries the answer's request id as
-        ``response["ResponseMetadata"]["RequestId"]``, as botocore's do."""
+        ``response["ResponseMetadata"]["RequestId"]``, as botocore's do. With
+        ``raw_binary``, the binary values of the items of a Query, Scan or BatchGetItem
+        answer stay base64 text (the caller decodes them: ``instances.raw_loader``), and
+        the rest of the answer (LastEvaluatedKey, UnprocessedKeys) is decoded here."""
         target = self._targets.get(operation)
         if target is None:
             target = self._targets[operation] = _TARGET + operation
@@ -488,7 +492,12 @@ class HttpTransport:
                 if status == 200:
                     raise TransportError("the response was not DynamoDB JSON", sent=True)
                 data = {}
-            if _BINARY.search(payload):
+            if raw_binary and status == 200:
+                skipped = _ITEMS.get(operation)
+                for name, value in data.items():
+                    if name != skipped and isinstance(value, dict | list):
+                        decode_binary(value)
+            elif _BINARY.search(payload):
                 decode_binary(data)
             request_id = answer_headers.get("x-amzn-RequestId")
             if status == 200:

@@ -180,7 +180,7 @@ async def offline_session() -> AsyncIterator[dm.Session]:
         endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1"
     ) as session:
 
-        async def refuse(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        async def refuse(operation: str, request: dict[str, Any], **options: Any) -> dict[str, Any]:
             reached.append(operation)
             raise AssertionError(f"{operation} was sent")
 

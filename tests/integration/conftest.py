@@ -42,11 +42,11 @@ def _spy(session: dm.Session, monkeypatch: pytest.MonkeyPatch) -> Sent:
     included (raw ``session.client`` calls are not)."""
     sent: Sent = []
     transport = session.transport
-    send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] = transport.send
+    send: Callable[..., Awaitable[dict[str, Any]]] = transport.send
 
-    async def recording(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def recording(operation: str, request: dict[str, Any], **options: Any) -> dict[str, Any]:
         sent.append((operation, request))
-        return await send(operation, request)
+        return await send(operation, request, **options)
 
     monkeypatch.setattr(transport, "send", recording)
     return sent

@@ -116,11 +116,11 @@ async def sent(db: dm.Session, monkeypatch: pytest.MonkeyPatch) -> Sent:
     show the last page."""
     requests: Sent = []
     transport = db.transport
-    send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] = transport.send
+    send: Callable[..., Awaitable[dict[str, Any]]] = transport.send
 
-    async def spy(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def spy(operation: str, request: dict[str, Any], **options: Any) -> dict[str, Any]:
         requests.append((operation, dict(request)))
-        return await send(operation, request)
+        return await send(operation, request, **options)
 
     monkeypatch.setattr(transport, "send", spy)
     return requests
@@ -719,14 +719,16 @@ async def test_parallel_scan_yields_items_as_segments_answer(
 ) -> None:
     await seed_things(db)
     transport = db.transport
-    send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] = transport.send
+    send: Callable[..., Awaitable[dict[str, Any]]] = transport.send
     segment_of: dict[str, int] = {}
     answered: set[int] = set()
 
-    async def slow_segment_zero(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def slow_segment_zero(
+        operation: str, request: dict[str, Any], **options: Any
+    ) -> dict[str, Any]:
         if request.get("Segment") == 0:
             await asyncio.sleep(1.0)
-        response = await send(operation, request)
+        response = await send(operation, request, **options)
         for item in response.get("Items", []):
             segment_of[item["id"]["S"]] = request["Segment"]
         answered.add(request["Segment"])
@@ -756,14 +758,16 @@ async def test_a_failing_segment_fails_the_parallel_scan(
 ) -> None:
     await seed_things(db, 20)
     transport = db.transport
-    send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] = transport.send
+    send: Callable[..., Awaitable[dict[str, Any]]] = transport.send
     started: list[int] = []
 
-    async def segment_two_fails(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def segment_two_fails(
+        operation: str, request: dict[str, Any], **options: Any
+    ) -> dict[str, Any]:
         started.append(request["Segment"])
         if request["Segment"] == 2:
             raise dm.UsageError("segment 2 failed")
-        return await send(operation, request)
+        return await send(operation, request, **options)
 
     monkeypatch.setattr(transport, "send", segment_two_fails)
 

@@ -49,7 +49,7 @@ class Scripted:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.answer: Answer | None = None
 
-    async def send(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, operation: str, request: dict[str, Any], **options: Any) -> dict[str, Any]:
         self.sent.append((operation, request))
         assert self.answer is not None
         return await self.answer(operation, request)

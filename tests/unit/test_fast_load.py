@@ -3,6 +3,7 @@ second pass, and give the instances full validation gives; anything else is vali
 
 from __future__ import annotations
 
+import base64
 import enum
 import uuid
 from datetime import UTC, date, datetime
@@ -740,3 +741,94 @@ def test_the_generated_encoder_refuses_and_converts_as_the_generic_loop(
     if isinstance(generated, tuple):
         assert generated[1].startswith("Encoded.")  # the model and the field are named
         assert "\ud800" not in generated[1] and "\udfff" not in generated[1]
+
+
+class BytesLeaf(BaseModel):
+    data: bytes = b""
+
+
+def _binary_model(name: str, annotation: Any, default: Any) -> type[Model]:
+    meta = type("Meta", (), {"table": f"binary-{name}", "registry": REGISTRY})
+    namespace = {
+        "Meta": meta,
+        "__annotations__": {"id": Annotated[str, HashKey], "value": annotation},
+        "value": default,
+    }
+    return type(f"Binary_{name}", (Model,), namespace)
+
+
+@pytest.mark.parametrize(
+    ("name", "annotation", "default"),
+    [
+        ("bytes", bytes, b""),
+        ("optional", bytes | None, None),
+        ("set", set[bytes], set()),
+        ("any", Any, None),
+        ("document", dict[str, Any], {}),
+        ("nested", BytesLeaf | None, None),
+        ("nested_list", list[BytesLeaf], []),
+        ("map_of_lists", dict[str, list[bytes]], {}),
+    ],
+)
+def test_models_whose_fields_take_binary_values_read_them_decoded(
+    name: str, annotation: Any, default: Any
+) -> None:
+    """A model with a field that takes a B or BS value anywhere in its type has no raw
+    loader: its reads ask the transport for bytes."""
+    from dynamodm.instances import raw_loader
+
+    model = _binary_model(name, annotation, default)
+    assert model.__dm_codec__.exact is not None  # the one-call load exists...
+    assert raw_loader(model) is None  # ...but not for items whose binary is text
+
+
+def test_the_raw_loader_decodes_the_undeclared_binary_values_it_keeps() -> None:
+    """For a model that takes no binary value, items whose binary values are still base64
+    text load as their decoded form does: undeclared attributes decoded in place (in the
+    stored item too), computed key attributes left as they are; a binary value in a
+    declared attribute is a Mismatch, and load_checked decodes the item before the
+    general path."""
+    from dynamodm.instances import raw_loader
+
+    class Templated(Model):
+        class Meta:
+            table = "templated-raw"
+            registry = REGISTRY
+            hash_key = dm.Template("PK", "USER#{id}")
+
+        id: str
+        name: str = ""
+        leaf: Leaf | None = None
+
+    load = raw_loader(Templated)
+    assert load is not None
+
+    def item(binary: bool) -> Item:
+        def b(raw: bytes) -> Any:
+            return raw if binary else base64.b64encode(raw).decode()
+
+        return {
+            "PK": {"S": "USER#u-1"},
+            "id": {"S": "u-1"},
+            "name": {"S": "Ada"},
+            "leaf": {"M": {"the-label": {"S": "x"}, "tags": {"L": []}}},
+            "old": {"B": b(b"\x00\xff")},
+            "olds": {"BS": [b(b"\x01"), b(b"\x02")]},
+            "deep": {"M": {"k": {"L": [{"B": b(b"\x03")}, {"N": "1"}]}}},
+            "text": {"S": "QUJD"},
+        }
+
+    raw, decoded = item(binary=False), item(binary=True)
+    loaded = load(raw)
+    assert state(loaded) == state(full(Templated, decoded))
+    assert loaded.extra_attributes == {k: decoded[k] for k in ("old", "olds", "deep", "text")}
+    assert loaded._dm_stored == decoded
+    assert load(decoded).extra_attributes == loaded.extra_attributes  # decoding twice is safe
+
+    bad = item(binary=False)
+    bad["name"] = {"B": "aGk="}
+    with pytest.raises(Mismatch):
+        load(bad)
+    expected = full(Templated, item(binary=True) | {"name": {"B": b"hi"}})
+    assert state(load_checked(Templated, bad)) == state(expected)
+    assert bad["name"] == {"B": b"hi"}
