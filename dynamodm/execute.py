@@ -50,14 +50,19 @@ async def get_raw(
 
 
 async def get_response(
-    conn: Connection, table: str, key: Item, *, consistent: bool = False
+    conn: Connection,
+    table: str,
+    key: Item,
+    *,
+    consistent: bool = False,
+    raw_binary: bool = False,
 ) -> dict[str, Any]:
     """The answer of one GetItem (``Item`` absent when there is none; the request id in
-    ``ResponseMetadata`` where the transport gives it)."""
+    ``ResponseMetadata`` where the transport gives it); ``raw_binary`` as ``conn.call``."""
     request: dict[str, Any] = {"TableName": table, "Key": key}
     if consistent:
         request["ConsistentRead"] = True
-    return await conn.call("GetItem", request, idempotent=True, table=table)
+    return await conn.call("GetItem", request, idempotent=True, table=table, raw_binary=raw_binary)
 
 
 async def get_by(

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from . import batch, execute, hooks, keys, tables, writes
-from .codec import Item
+from .codec import Item, Mismatch
 from .connection import Connection, current_connection
 from .errors import NotFound
 from .expressions import Action, ConditionLike
-from .instances import entity_class, expired, load_checked, load_item, stored_values
+from .instances import entity_class, expired, load_checked, load_item, raw_loader, stored_values
 from .observe import active_dry_run
 from .ratelimit import RateLimit
 from .registry import registry
@@ -169,8 +169,11 @@ class Session(Connection):
         include_expired: bool = False,
     ) -> M | None:
         key = keys.from_call(model, hash_value, range_value, fields or {})
+        # A model that takes no binary value reads the item with its base64 text left in
+        # place, not searched for, and decodes what it keeps (instances.raw_loader).
+        raw = raw_loader(model)
         response = await execute.get_response(
-            self, self.names.of(model), key, consistent=consistent
+            self, self.names.of(model), key, consistent=consistent, raw_binary=raw is not None
         )
         item = response.get("Item")
         if item is not None and not include_expired and expired(model, item):
@@ -185,6 +188,12 @@ class Session(Connection):
                     request_id=response.get("ResponseMetadata", {}).get("RequestId"),
                 )
             return None
+        if raw is not None:
+            try:
+                loaded: M = raw(item)
+                return loaded
+            except Mismatch:
+                pass  # load_checked decodes the item and validates it in full
         return load_checked(model, item)
 
     async def put(

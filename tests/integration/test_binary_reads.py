@@ -1,6 +1,6 @@
 """Binary values through the readers that leave them to the loader.
 
-The fast transport does not search a Query, Scan or BatchGetItem answer for binary
+The fast transport does not search a GetItem, Query, Scan or BatchGetItem answer for binary
 values when every model read takes none (``instances.raw_loader``): the items keep their
 base64 text, the loader decodes the undeclared attributes it keeps, and an item whose
 declared attribute holds one goes down the general path decoded. Every reader must give
@@ -136,7 +136,21 @@ async def by_page(session: dm.Session) -> list[Plain]:
     return (await Plain.query("p", consistent=True, session=session).page(size=6)).items
 
 
-READERS = [by_query, by_limited_query, by_scan, by_parallel_scan, by_batch_get, by_first, by_page]
+async def by_get(session: dm.Session) -> list[Plain]:
+    found = [await Plain.get("p", f"i{n}", consistent=True, session=session) for n in range(6)]
+    return [item for item in found if item is not None]
+
+
+READERS = [
+    by_get,
+    by_query,
+    by_limited_query,
+    by_scan,
+    by_parallel_scan,
+    by_batch_get,
+    by_first,
+    by_page,
+]
 
 
 @pytest.mark.parametrize("reader", READERS, ids=lambda r: r.__name__)
@@ -170,6 +184,7 @@ async def test_the_pages_of_a_model_without_binary_fields_are_not_searched(
     assert len(await Plain.query("p", consistent=True).all()) == 6
     assert len(await Plain.scan(segments=2, consistent=True).all()) == 6
     assert len(await Plain.batch_get([("p", "i0"), ("p", "i1")])) == 2
+    assert await Plain.get("p", "i0") is not None
     with pytest.raises(AssertionError, match="searched"):
         await Blob.query("p").all()  # a model with binary fields: the answer is searched
 
