@@ -46,7 +46,15 @@ class Renderer:
         return placeholder
 
     def value(self, av: AttributeValue) -> str:
-        key = _freeze(av)
+        key: Any = None
+        if len(av) == 1:
+            ((tag, raw),) = av.items()
+            if type(raw) is str:
+                # The common value, one tag and a str ("S", "N"): (tag, text) is its key.
+                # It equals no _freeze() result, whose members are tuples, not str.
+                key = (tag, raw)
+        if key is None:
+            key = _freeze(av)
         placeholder = self._value_keys.get(key)
         if placeholder is None:
             placeholder = self._value_keys[key] = f":v{len(self._value_keys)}"
@@ -67,6 +75,10 @@ def _freeze(av: Any) -> Any:
 
 
 # ---------------------------------------------------------------- operands
+
+# Plain field types whose validation returns a value of exactly that type unchanged:
+# such a value is encoded without a call into the validator.
+_SELF_VALID = frozenset({int, float, str, bool})
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 
@@ -132,7 +144,7 @@ class Path(Operand, Generic[T]):
     Comparisons build conditions; methods build update actions.
     """
 
-    __slots__ = ("annotation", "codec", "elements", "model", "root")
+    __slots__ = ("_kind_of", "_name", "annotation", "codec", "elements", "model", "root")
 
     def __init__(
         self,
@@ -147,6 +159,9 @@ class Path(Operand, Generic[T]):
         self.elements = elements
         self.codec = codec
         self.annotation = annotation
+        # A top-level attribute renders as one name placeholder (most paths are one).
+        self._name = elements[0] if len(elements) == 1 and type(elements[0]) is str else None
+        self._kind_of: str | None = None  # _kind(), worked out on first use
 
     # -- navigation
 
@@ -183,6 +198,8 @@ class Path(Operand, Generic[T]):
         )
 
     def render(self, r: Renderer) -> str:
+        if self._name is not None:
+            return r.name(self._name)
         parts: list[str] = []
         for element in self.elements:
             if isinstance(element, int):
@@ -227,7 +244,11 @@ class Path(Operand, Generic[T]):
                         "delete the attribute, or give a value"
                     ) from None
             return {"NULL": True}
-        if self.annotation is not Any and not validated:
+        if (
+            self.annotation is not Any
+            and not validated
+            and not (type(value) is self.annotation and self.annotation in _SELF_VALID)
+        ):
             try:
                 value = _adapter(self.annotation).validate_python(value)
             except ValidationError as exc:
@@ -236,7 +257,8 @@ class Path(Operand, Generic[T]):
                 ) from None
         try:
             encoded = self.codec.encode(value)
-            if encoded is not None:
+            if encoded is not None and (self._name is None or "M" in encoded or "L" in encoded):
+                # A scalar at the top level is within the nesting limit: nothing to check.
                 check_nesting(encoded, f"the {what}", above=len(self.elements) - 1)
         except EncodeError as exc:
             raise UsageError(f"{self}: {exc}") from None
@@ -356,6 +378,12 @@ class Path(Operand, Generic[T]):
 
     def _kind(self) -> str:
         """ "number", "set", or "any" (untyped), or "other", from the path's type."""
+        kind = self._kind_of
+        if kind is None:
+            kind = self._kind_of = self._annotation_kind()
+        return kind
+
+    def _annotation_kind(self) -> str:
         annotation = _strip(self.annotation)
         if annotation is Any or annotation is object:
             return "any"
@@ -677,10 +705,18 @@ class DeleteAction(Action):
 
 def render_update(actions: Iterable[Action], r: Renderer) -> str:
     """``SET a = :v0, b = :v1 REMOVE c ADD d :v2``, clauses in DynamoDB's order."""
-    clauses: dict[str, list[str]] = {"SET": [], "REMOVE": [], "ADD": [], "DELETE": []}
+    clauses: dict[str, list[str]] = {}
     for action in actions:
-        clauses[action.clause].append(action.render(r))
-    return " ".join(f"{clause} {', '.join(parts)}" for clause, parts in clauses.items() if parts)
+        parts = clauses.get(action.clause)
+        if parts is None:
+            parts = clauses[action.clause] = []
+        parts.append(action.render(r))
+    return " ".join(
+        f"{clause} {', '.join(clauses[clause])}" for clause in _CLAUSES if clause in clauses
+    )
+
+
+_CLAUSES = ("SET", "REMOVE", "ADD", "DELETE")
 
 
 # ---------------------------------------------------------------- request limits

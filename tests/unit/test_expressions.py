@@ -236,6 +236,25 @@ def test_true_one_and_one_point_zero_are_never_merged() -> None:
     assert values == {":v0": {"BOOL": True}, ":v1": {"N": "1"}, ":v2": {"N": "1.0"}}
 
 
+def test_one_text_of_different_types_never_shares_a_placeholder() -> None:
+    values = ["1", 1, {"1"}, ["1"], {"k": "1"}, "1", 1]
+    text, _names, rendered = render(Thing.payload.is_in(values))
+    assert text == "#n0 IN (:v0, :v1, :v2, :v3, :v4, :v0, :v1)"
+    assert rendered == {
+        ":v0": {"S": "1"},
+        ":v1": {"N": "1"},
+        ":v2": {"SS": ["1"]},
+        ":v3": {"L": [{"S": "1"}]},
+        ":v4": {"M": {"k": {"S": "1"}}},
+    }
+
+
+def test_a_flat_value_and_its_frozen_form_are_two_values() -> None:
+    r = Renderer()
+    assert [r.value(av) for av in ({"S": "N"}, {"N": "S"}, {"S": "N"})] == [":v0", ":v1", ":v0"]
+    assert r.value({"L": [{"S": "N"}]}) == ":v2"
+
+
 def test_values_are_converted_to_the_field_type_before_encoding() -> None:
     assert render(Thing.ratio == 1)[2] == {":v0": {"N": "1.0"}}
     assert render((Thing.ratio == 1) & (Thing.score == 1))[2] == {
