@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import pytest
 from hostile_models import offline_session
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import dynamodm as dm
 
@@ -58,3 +65,47 @@ async def test_values_are_validated_even_without_validate_assignment(call: str) 
             with pytest.raises(ValidationError):
                 await action(count=1.7)()
         assert dry.requests == []
+
+
+class Range(dm.Model):
+    class Meta:
+        table = "ranges"
+        registry = REGISTRY
+
+    id: Annotated[str, dm.HashKey]
+    low: int = 0
+    high: int = 10
+    label: str = ""
+    _seen: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("label")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if " " in value:
+            raise ValueError("no spaces")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        self._seen = (*self._seen, "checked")
+        if self.low > self.high:
+            raise ValueError("low above high")
+        return self
+
+
+async def test_update_runs_the_models_validators_on_a_copy() -> None:
+    item = Range.model_construct(id="a", low=2, high=5, label="")
+    item._seen = ("mine",)
+    async with offline_session():
+        async with dm.dry_run() as dry:
+            await item.update(label="x")
+            for bad in ({"label": "a b"}, {"high": 1}):
+                with pytest.raises(ValidationError):
+                    await item.update(**bad)
+        assert len(dry.requests) == 1
+        assert {"S": "X"} in dry.requests[0].request["ExpressionAttributeValues"].values()
+    # The model validator ran on the copy, which saw the instance's other fields and
+    # private values; the instance itself is as it was.
+    assert (item.low, item.high, item.label) == (2, 5, "")
+    assert item._seen == ("mine",)
+    assert item.model_fields_set == {"id", "low", "high", "label"}
