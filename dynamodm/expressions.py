@@ -42,7 +42,9 @@ class Renderer:
     def name(self, attribute: str) -> str:
         placeholder = self.names.get(attribute)
         if placeholder is None:
-            placeholder = self.names[attribute] = f"#n{len(self.names)}"
+            count = len(self.names)
+            placeholder = _NAMES[count] if count < _MADE else f"#n{count}"
+            self.names[attribute] = placeholder
         return placeholder
 
     def value(self, av: AttributeValue) -> str:
@@ -57,12 +59,20 @@ class Renderer:
             key = _freeze(av)
         placeholder = self._value_keys.get(key)
         if placeholder is None:
-            placeholder = self._value_keys[key] = f":v{len(self._value_keys)}"
+            count = len(self._value_keys)
+            placeholder = _VALUES[count] if count < _MADE else f":v{count}"
+            self._value_keys[key] = placeholder
             self.values[placeholder] = av
         return placeholder
 
     def attribute_names(self) -> dict[str, str]:
         return {placeholder: name for name, placeholder in self.names.items()}
+
+
+# The placeholders of most requests, made once rather than formatted for each request.
+_MADE = 32
+_NAMES = tuple(f"#n{i}" for i in range(_MADE))
+_VALUES = tuple(f":v{i}" for i in range(_MADE))
 
 
 def _freeze(av: Any) -> Any:
@@ -712,7 +722,7 @@ def render_update(actions: Iterable[Action], r: Renderer) -> str:
             parts = clauses[action.clause] = []
         parts.append(action.render(r))
     return " ".join(
-        f"{clause} {', '.join(clauses[clause])}" for clause in _CLAUSES if clause in clauses
+        [f"{clause} {', '.join(clauses[clause])}" for clause in _CLAUSES if clause in clauses]
     )
 
 
