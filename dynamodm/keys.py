@@ -263,10 +263,17 @@ def from_instance(instance: Model) -> Item:
     model = type(instance)
     schema = schema_of(model)
     values = instance.__dict__
-    return {
-        k.attribute: _key_part(model, k, values, False, k is schema.hash_key)
-        for k in schema.table_keys
-    }
+    key: Item = {}
+    for part in schema.table_keys:
+        hash_key = part is schema.hash_key
+        if part.field is not None and part.template is None:
+            # A plain key field, the common case: straight to its value (as _key_part does).
+            key[part.attribute] = key_value(
+                model, part.field, values.get(part.field), hash_key=hash_key
+            )
+        else:
+            key[part.attribute] = _key_part(model, part, values, False, hash_key)
+    return key
 
 
 def computed(model: type[Model], values: Mapping[str, Any], *, validate: bool = False) -> Item:

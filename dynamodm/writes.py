@@ -434,8 +434,13 @@ def plan_update(
     all_actions = collect_actions(model, actions, sets, "update")
     if not all_actions:
         raise UsageError(f"update {model.__name__}: give at least one action or field=value")
-    all_actions.extend(_template_actions(model, instance.__dict__, sets, all_actions))
-    version = getattr(instance, schema.version or "") if _version_known(instance) else None
+    # Each step below is skipped for a model without the feature it serves (templates,
+    # Version, UpdatedAt, unique fields, TTL): most models have few of them.
+    if schema.templates:
+        all_actions.extend(_template_actions(model, instance.__dict__, sets, all_actions))
+    version = (
+        getattr(instance, schema.version) if schema.version and _version_known(instance) else None
+    )
     checks: list[Condition | None] = [_present(model)]
     if version is not None and schema.version:
         all_actions.append(SetAction(_path(model, schema.version), Value({"N": str(version + 1)})))
@@ -443,16 +448,19 @@ def plan_update(
     elif schema.version:
         path = _path(model, schema.version)
         all_actions.append(SetAction(path, Arithmetic(path, "+", Value({"N": "1"}))))
-    stamp_updated(model, all_actions)
+    if schema.updated_at:
+        stamp_updated(model, all_actions)
     key = keys.from_instance(instance)
-    changed = {name: sets[name] for name in schema.unique if name in sets}
-    ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
-    if schema.ttl and schema.ttl in sets:
-        ttl_value = sets[schema.ttl]
-    guards, guard_check = _moved_guards(
-        names, model, key, instance, changed, schema.ttl in sets, ttl_value, "update"
-    )
-    checks.append(guard_check)
+    changed = {name: sets[name] for name in schema.unique if name in sets} if schema.unique else {}
+    guards: list[unique.Guard] = []
+    if changed or schema.ttl:
+        ttl_value = instance.__dict__.get(schema.ttl) if schema.ttl else None
+        if schema.ttl and schema.ttl in sets:
+            ttl_value = sets[schema.ttl]
+        guards, guard_check = _moved_guards(
+            names, model, key, instance, changed, schema.ttl in sets, ttl_value, "update"
+        )
+        checks.append(guard_check)
     checks.append(user)
     body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, all_of(checks), all_actions)
@@ -461,9 +469,13 @@ def plan_update(
         if attributes is not None:
             fresh = load_checked(model, attributes)
             instance.__dict__.update(fresh.__dict__)
-            set_state(instance, "_dm_extra", fresh._dm_extra)
-            set_state(instance, "_dm_partial", False)
-            remember(instance, attributes)
+            # Each state is written only when it differs: most instances hold the defaults.
+            if fresh._dm_extra or instance._dm_extra:
+                set_state(instance, "_dm_extra", fresh._dm_extra)
+            if instance._dm_partial:
+                set_state(instance, "_dm_partial", False)
+            if schema.unique:
+                remember(instance, attributes)
             return
         # Inside a transaction DynamoDB returns nothing: apply what is known locally. The
         # stored item is not known whole any more: the next save() is a full put.

@@ -10,7 +10,7 @@ from pydantic import Field
 
 import dynamodm as dm
 from dynamodm import HashKey, Model, RangeKey
-from dynamodm.instances import remember, stored_values
+from dynamodm.instances import load_checked, remember, set_state, stored_values
 from dynamodm.keys import from_values
 from dynamodm.schema import TableNames
 from dynamodm.writes import (
@@ -145,3 +145,36 @@ def test_check_transaction_sees_one_item_in_numbers_written_differently() -> Non
         check_transaction([first, second])
     other = plan_put(NAMES, Reading(sensor="s-1", at=Decimal("2")), create=False, condition=None)
     check_transaction([first, other])
+
+
+def test_update_refresh_keeps_the_returned_extras_and_unique_values() -> None:
+    user = load_checked(User, {"id": {"S": "u-1"}, "email": {"S": "a@example.com"}})
+    set_state(user, "_dm_partial", True)
+    set_state(user, "_dm_extra", {"old": {"S": "gone"}})
+    write = plan_update(NAMES, user, (), {"logins": 2}, condition=None)
+    assert write.apply is not None
+    returned = {
+        "id": {"S": "u-1"},
+        "email": {"S": "b@example.com"},
+        "logins": {"N": "2"},
+        "version": {"N": "1"},
+        "new": {"S": "kept"},
+    }
+    write.apply(returned)
+    assert (user.email, user.logins, user.version) == ("b@example.com", 2, 1)
+    assert user._dm_extra == {"new": {"S": "kept"}}
+    assert user._dm_partial is False
+    assert stored_values(user) == {"email": {"S": "b@example.com"}}
+    write.apply({k: v for k, v in returned.items() if k != "new"})
+    assert user._dm_extra == {}
+
+
+def test_update_refresh_of_a_plain_model_drops_extras_it_no_longer_has() -> None:
+    note = load_checked(Note, {"id": {"S": "n-1"}, "x": {"S": "extra"}})
+    assert note._dm_extra == {"x": {"S": "extra"}}
+    write = plan_update(NAMES, note, (), {"text": "hi"}, condition=None)
+    assert write.apply is not None
+    write.apply({"id": {"S": "n-1"}, "text": {"S": "hi"}})
+    assert (note.text, note._dm_extra, note._dm_partial) == ("hi", {}, False)
+    write.apply({"id": {"S": "n-1"}, "text": {"S": "hi"}, "y": {"N": "1"}})
+    assert note._dm_extra == {"y": {"N": "1"}}
