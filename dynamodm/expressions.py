@@ -140,9 +140,15 @@ class Operand:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Value(Operand):
     av: AttributeValue
+
+    # Values and update actions are made for every update: their fields go straight into
+    # the instance dict, as the __init__ dataclasses writes for a frozen class (through
+    # object.__setattr__, one call per field) costs about twice as much.
+    def __init__(self, av: AttributeValue) -> None:
+        self.__dict__["av"] = av
 
     def render(self, r: Renderer) -> str:
         return r.value(self.av)
@@ -674,40 +680,73 @@ class Action:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class SetAction(Action):
     path: Path[Any]
     operand: Operand
     clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "SET"
 
+    def __init__(
+        self,
+        path: Path[Any],
+        operand: Operand,
+        clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "SET",
+    ) -> None:
+        fields = self.__dict__
+        fields["path"], fields["operand"], fields["clause"] = path, operand, clause
+
     def render(self, r: Renderer) -> str:
         return f"{self.path.render(r)} = {self.operand.render(r)}"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class RemoveAction(Action):
     path: Path[Any]
     clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "REMOVE"
+
+    def __init__(
+        self, path: Path[Any], clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "REMOVE"
+    ) -> None:
+        fields = self.__dict__
+        fields["path"], fields["clause"] = path, clause
 
     def render(self, r: Renderer) -> str:
         return self.path.render(r)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class AddAction(Action):
     path: Path[Any]
     operand: Operand
     clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "ADD"
 
+    def __init__(
+        self,
+        path: Path[Any],
+        operand: Operand,
+        clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "ADD",
+    ) -> None:
+        fields = self.__dict__
+        fields["path"], fields["operand"], fields["clause"] = path, operand, clause
+
     def render(self, r: Renderer) -> str:
         return f"{self.path.render(r)} {self.operand.render(r)}"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class DeleteAction(Action):
     path: Path[Any]
     operand: Operand
     clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "DELETE"
+
+    def __init__(
+        self,
+        path: Path[Any],
+        operand: Operand,
+        clause: Literal["SET", "REMOVE", "ADD", "DELETE"] = "DELETE",
+    ) -> None:
+        fields = self.__dict__
+        fields["path"], fields["operand"], fields["clause"] = path, operand, clause
 
     def render(self, r: Renderer) -> str:
         return f"{self.path.render(r)} {self.operand.render(r)}"
