@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="Model")
 
+_SETS = (set, frozenset)  # made once: ``set | frozenset`` builds a new union at each use
+
 Kind = Literal["Put", "Update", "Delete", "ConditionCheck"]
 _OPERATIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 MAX_TRANSACTION_ACTIONS = 100
@@ -598,7 +600,7 @@ def plan_upsert(
             missing.append(name)
             continue
         default = info.get_default(call_default_factory=True)
-        if default is None or (isinstance(default, set | frozenset) and not default):
+        if default is None or (isinstance(default, _SETS) and not default):
             continue  # stored as no attribute: nothing to set
         path = _path(model, name)
         all_actions.append(SetAction(path, IfNotExists(path, Value(path.encode(default)))))
@@ -830,7 +832,7 @@ def validate_sets(
                     f"but the field {name!r} cannot be None; give it a value"
                 ) from None
             validated[name] = None
-        elif isinstance(value, set | frozenset) and not value:
+        elif isinstance(value, _SETS) and not value:
             validated[name] = value
         else:
             if probe is None:
@@ -867,24 +869,25 @@ def collect_actions(
         result.append(action)
     for name, value in sets.items():
         path = _path(model, name)
-        if value is None or (isinstance(value, set | frozenset) and not value):
+        if value is None or (isinstance(value, _SETS) and not value):
             result.append(path.remove())  # None, and an empty set, are stored as no attribute
         else:
             # validate_sets made the value through the model's validation: encoded as it is.
             result.append(SetAction(path, Value(path.encode(value, validated=True))))
     seen: set[tuple[str | int, ...]] = set()
+    version, key_fields = schema.version, schema.key_fields
     for action in result:
         path = action.path
-        if path.model is not None and not issubclass(model, path.model):
+        if path.model is not None and path.model is not model and not issubclass(model, path.model):
             raise UsageError(
                 f"{operation} {model.__name__}: the action on {path} belongs to another model"
             )
-        if path.root == schema.version:
+        if path.root == version:
             raise UsageError(
                 f"{operation} {model.__name__}: {path.root!r} is the Version field, which "
                 "the library maintains on every write; leave it out"
             )
-        if path.root in schema.key_fields:
+        if path.root in key_fields:
             raise UsageError(
                 f"{operation} {model.__name__}: {path.root!r} is part of the table key and "
                 "cannot be changed; create a new item and delete the old one"
