@@ -34,10 +34,12 @@ from .expressions import (
     Comparison,
     Condition,
     ConditionLike,
+    DeleteAction,
     IfNotExists,
     In,
     ListAppend,
     Path,
+    RemoveAction,
     Renderer,
     SetAction,
     Value,
@@ -125,6 +127,22 @@ def _render(
     condition: Condition | None,
     actions: list[Action] | None = None,
 ) -> None:
+    shape: tuple[Any, ...] | None = None
+    values = None
+    if actions is not None and (condition is None or _made_once.get(id(condition)) is condition):
+        values = Renderer()
+        shape = _shape(actions, condition, values)
+        rendered = _rendered.get(shape) if shape is not None else None
+        if rendered is not None:
+            update, condition_text, names = rendered
+            body["UpdateExpression"] = update
+            if condition_text is not None:
+                body["ConditionExpression"] = condition_text
+            if names:
+                body["ExpressionAttributeNames"] = dict(names)
+            if values.values:
+                body["ExpressionAttributeValues"] = values.values
+            return
     renderer = Renderer()
     if actions is not None:
         body["UpdateExpression"] = render_update(actions, renderer)
@@ -135,6 +153,49 @@ def _render(
     if renderer.values:
         body["ExpressionAttributeValues"] = renderer.values
     check_expressions(body, body["TableName"])
+    if (
+        shape is not None
+        and values is not None
+        and renderer.values == values.values
+        and len(_rendered) < _SHAPES_KEPT
+    ):
+        _rendered[shape] = (
+            body["UpdateExpression"],
+            body.get("ConditionExpression"),
+            renderer.attribute_names(),
+        )
+
+
+# An update of top-level attributes to values (or removing them), under no condition or
+# one made once for good (``_present``), renders to expressions and names that follow
+# from its shape alone: each action's kind and attribute, and which of its values are
+# equal (the placeholders they get). Such updates are rendered once per shape; later ones
+# only place their values. Bounded: past the limit, new shapes are rendered each time.
+_SHAPES_KEPT = 1024
+_rendered: dict[tuple[Any, ...], tuple[str, str | None, dict[str, str]]] = {}
+_made_once: dict[int, Condition] = {}  # the conditions made once, by id: they live on
+_VALUED = (SetAction, AddAction, DeleteAction)
+
+
+def _shape(
+    actions: list[Action], condition: Condition | None, values: Renderer
+) -> tuple[Any, ...] | None:
+    """The shape of an update for ``_rendered``, its values placed in ``values`` as a
+    full rendering places them; None for an update of another form."""
+    shape: list[Any] = [id(condition)]
+    for action in actions:
+        elements = action.path.elements
+        kind = type(action)
+        if len(elements) != 1:
+            return None
+        if kind is RemoveAction:
+            shape.append((kind, action.clause, elements[0]))
+            continue
+        operand = getattr(action, "operand", None) if kind in _VALUED else None
+        if type(operand) is not Value:
+            return None
+        shape.append((kind, action.clause, elements[0], values.value(operand.av)))
+    return tuple(shape)
 
 
 def _now() -> Value:
@@ -152,6 +213,7 @@ def _present(model: type[Model]) -> Condition:
         found = _exists.get(model)
         if found is None:
             found = _exists[model] = keys.hash_path(model).exists()
+            _made_once[id(found)] = found
         return found
     exists = keys.hash_path(model).exists()
     entities = family_entities(model)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
 
 import dynamodm as dm
-from dynamodm import HashKey, Model, RangeKey
+from dynamodm import HashKey, Model, RangeKey, writes
+from dynamodm.expressions import Action
 from dynamodm.instances import load_checked, remember, set_state, stored_values
 from dynamodm.keys import from_values
 from dynamodm.schema import TableNames
@@ -178,3 +179,101 @@ def test_update_refresh_of_a_plain_model_drops_extras_it_no_longer_has() -> None
     assert (note.text, note._dm_extra, note._dm_partial) == ("hi", {}, False)
     write.apply({"id": {"S": "n-1"}, "text": {"S": "hi"}, "y": {"N": "1"}})
     assert note._dm_extra == {"y": {"N": "1"}}
+
+
+class Counter(Model):
+    class Meta:
+        table = "counters"
+        registry = REGISTRY
+
+    id: Annotated[str, HashKey] = "c-1"
+    a: int = 0
+    b: float = 0.0
+    c: bool = False
+    label: str | None = None
+    tags: set[str] = set()
+    steps: dict[str, int] = {}
+
+
+def _update_body(counter: Counter, *actions: Action, **sets: object) -> dict[str, Any]:
+    return plan_update(NAMES, counter, actions, dict(sets), condition=None).body
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"a": 1, "b": 2.0}, {"a": 5, "b": 6.5}),
+        ({"a": 1, "c": True}, {"a": 1, "c": True}),
+        ({"a": 1, "label": "1"}, {"a": 2, "label": "2"}),
+        ({"label": None, "a": 3}, {"label": None, "a": 4}),
+        ({"tags": {"x"}, "a": 1}, {"tags": set(), "a": 1}),
+    ],
+)
+def test_updates_of_one_shape_render_as_a_fresh_renderer_does(
+    first: dict[str, object], second: dict[str, object]
+) -> None:
+    counter = Counter()
+    for sets in (first, second, second):
+        cached = _update_body(counter, **sets)
+        writes._rendered.clear()
+        fresh = _update_body(counter, **sets)
+        assert cached == fresh
+        assert cached["ExpressionAttributeValues"] is not fresh["ExpressionAttributeValues"]
+
+
+def test_equal_and_different_values_of_one_shape_get_their_own_placeholders() -> None:
+    counter = Counter()
+    keys = ("UpdateExpression", "ExpressionAttributeValues")
+    same = _update_body(counter, dm.attr(Counter.a).add(1), b=1.0)
+    assert [same[k] for k in keys] == [
+        "SET #n1 = :v1 ADD #n0 :v0",
+        {":v0": {"N": "1"}, ":v1": {"N": "1.0"}},
+    ]
+    shared = _update_body(counter, dm.attr(Counter.a).add(2), label="x", tags={"x"})
+    again = _update_body(counter, dm.attr(Counter.a).add(2), label="2", tags={"2"})
+    assert shared["UpdateExpression"] == "SET #n1 = :v1, #n2 = :v2 ADD #n0 :v0"
+    assert again["ExpressionAttributeValues"] == {
+        ":v0": {"N": "2"},
+        ":v1": {"S": "2"},
+        ":v2": {"SS": ["2"]},
+    }
+    merged = _update_body(counter, dm.attr(Counter.a).add(3), b=3.0, label=None)
+    twice = _update_body(counter, dm.attr(Counter.a).add(3), b=3.5, label=None)
+    assert (
+        merged["UpdateExpression"]
+        == twice["UpdateExpression"]
+        == ("SET #n1 = :v1 REMOVE #n2 ADD #n0 :v0")
+    )
+    assert twice["ExpressionAttributeValues"] == {":v0": {"N": "3"}, ":v1": {"N": "3.5"}}
+
+
+def test_requests_of_one_shape_share_no_dicts() -> None:
+    counter = Counter()
+    first = _update_body(counter, a=1)
+    first["ExpressionAttributeNames"]["#n0"] = "changed"
+    first["ExpressionAttributeValues"][":v0"] = {"N": "9"}
+    second = _update_body(counter, a=2)
+    assert second["ExpressionAttributeNames"] == {"#n0": "a", "#n1": "id"}
+    assert second["ExpressionAttributeValues"] == {":v0": {"N": "2"}}
+
+
+def test_updates_under_a_condition_or_on_nested_paths_are_rendered_each_time() -> None:
+    counter = Counter()
+    writes._rendered.clear()
+    plan_update(NAMES, counter, (), {"a": 1}, condition=Counter.a == 1)
+    plan_update(NAMES, counter, (Counter.steps["k"].set(1),), {}, condition=None)
+    plan_update(NAMES, counter, (Counter.a.set(Counter.a + 1),), {}, condition=None)
+    assert writes._rendered == {}
+    body = plan_update(NAMES, counter, (), {"a": 1}, condition=Counter.b == 2.0).body
+    assert body["ConditionExpression"] == "(attribute_exists(#n1)) AND (#n2 = :v1)"
+    assert body["ExpressionAttributeValues"] == {":v0": {"N": "1"}, ":v1": {"N": "2.0"}}
+
+
+def test_only_so_many_shapes_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writes, "_SHAPES_KEPT", 1)
+    monkeypatch.setattr(writes, "_rendered", {})
+    counter = Counter()
+    bodies = [_update_body(counter, **{name: 1}) for name in ("a", "b", "a", "b")]
+    assert len(writes._rendered) == 1
+    assert [b["ExpressionAttributeNames"]["#n0"] for b in bodies] == ["a", "b", "a", "b"]
+    assert bodies[1]["ExpressionAttributeValues"] == {":v0": {"N": "1.0"}}
