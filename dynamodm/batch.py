@@ -16,10 +16,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import hooks, keys
-from .codec import Item, Mismatch, format_datetime, sized_item, utcnow
+from .codec import Item, format_datetime, sized_item, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
-from .instances import entity_class, expired, load_checked, raw_loader
+from .instances import entity_class, expired, load_checked, load_raw, raw_loader
 from .keys import identity_of, item_identity
 from .ratelimit import RateLimit
 from .writes import encode_for_put
@@ -121,14 +121,11 @@ async def batch_get(
             and (model.__dm_family__ is None or entity_class(model, item) is not None)
         ):
             load = loaders[model]
-            if load is not None and raw_binary:
-                try:
-                    results.append(load(item))
-                    continue
-                except Mismatch:
-                    pass  # load_checked decodes the item and validates it in full
             try:
-                results.append(load_checked(model, item))
+                if load is not None and raw_binary:
+                    results.append(load_raw(model, item, load))
+                else:
+                    results.append(load_checked(model, item))
             except ItemInvalid as error:
                 if on_invalid == "skip":
                     # The key's values go on the record (``dynamodm_key``), not in its text.

@@ -274,8 +274,9 @@ class Connection:
         When the service answers that a table does not exist, ``create_missing_tables``
         may create it (a Session with ``auto_create_tables``), and the request is sent
         once more. ``rate_limit`` paces this request as well as the session's limit.
-        ``raw_binary``: the items of a GetItem, Query, Scan or BatchGetItem answer may keep their
-        binary values as base64 text, for a caller that decodes them (``raw_loader``)."""
+        ``raw_binary``: the items of a GetItem, Query, Scan, BatchGetItem or UpdateItem
+        answer may keep their binary values as base64 text, for a caller that decodes them
+        (``raw_loader``)."""
         try:
             return await self._call(
                 operation,

@@ -111,7 +111,11 @@ async def run_write(conn: Connection, write: Write) -> Item | None:
     table = request["TableName"]
     try:
         response = await conn.call(
-            _OPERATIONS[write.kind], request, idempotent=write.idempotent, table=table
+            _OPERATIONS[write.kind],
+            request,
+            idempotent=write.idempotent,
+            table=table,
+            raw_binary=write.raw_binary,
         )
     except ConditionFailed as error:
         raise await condition_error(conn, write, error.item, error) from None

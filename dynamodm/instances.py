@@ -159,6 +159,16 @@ def fast_loader(model: type[Model]) -> Callable[[Item], Any] | None:
     return fast or None
 
 
+def load_raw(model: type[M], item: Item, load: Callable[[Item], Any]) -> M:
+    """``load_checked`` of an item whose binary values may be base64 text, through its
+    model's ``raw_loader`` ``load``: an item it leaves to validation is decoded first."""
+    try:
+        loaded: M = load(item)
+    except Mismatch:
+        return load_checked(model, item)  # decodes the item, then validates it in full
+    return loaded
+
+
 def raw_loader(model: type[Model]) -> Callable[[Item], Any] | None:
     """``fast_loader`` for items whose binary values may still be base64 text, as the
     transport leaves them in the pages of the readers that ask it to (a whole-page search

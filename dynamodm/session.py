@@ -9,11 +9,19 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from . import batch, execute, hooks, keys, tables, writes
-from .codec import Item, Mismatch
+from .codec import Item
 from .connection import Connection, current_connection
 from .errors import NotFound
 from .expressions import Action, ConditionLike
-from .instances import entity_class, expired, load_checked, load_item, raw_loader, stored_values
+from .instances import (
+    entity_class,
+    expired,
+    load_checked,
+    load_item,
+    load_raw,
+    raw_loader,
+    stored_values,
+)
 from .observe import active_dry_run
 from .ratelimit import RateLimit
 from .registry import registry
@@ -189,11 +197,7 @@ class Session(Connection):
                 )
             return None
         if raw is not None:
-            try:
-                loaded: M = raw(item)
-                return loaded
-            except Mismatch:
-                pass  # load_checked decodes the item and validates it in full
+            return load_raw(model, item, raw)
         return load_checked(model, item)
 
     async def put(

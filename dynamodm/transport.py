@@ -161,7 +161,13 @@ def _botocore_failure(operation: str, exc: Exception) -> Exception | None:
 
 _TARGET = "DynamoDB_20120810."
 _BINARY = re.compile(rb'"BS?"\s*:')  # a B or BS value somewhere in a response
-_ITEMS = {"GetItem": "Item", "Query": "Items", "Scan": "Items", "BatchGetItem": "Responses"}
+_ITEMS = {
+    "GetItem": "Item",
+    "Query": "Items",
+    "Scan": "Items",
+    "BatchGetItem": "Responses",
+    "UpdateItem": "Attributes",
+}
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_PLAIN = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
@@ -444,8 +450,8 @@ class HttpTransport:
     async def send(self, operation: str, request: Request, *, raw_binary: bool = False) -> Response:
         """Send one request. A successful response carries the answer's request id as
         ``response["ResponseMetadata"]["RequestId"]``, as botocore's do. With
-        ``raw_binary``, the binary values of the items of a GetItem, Query, Scan or
-        BatchGetItem answer stay base64 text (the caller decodes them:
+        ``raw_binary``, the binary values of the items of a GetItem, Query, Scan,
+        BatchGetItem or UpdateItem answer stay base64 text (the caller decodes them:
         ``instances.raw_loader``), and the rest of the answer (LastEvaluatedKey,
         UnprocessedKeys) is decoded here."""
         target = self._targets.get(operation)

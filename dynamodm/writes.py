@@ -54,6 +54,8 @@ from .instances import (
     forget,
     forget_changed,
     load_checked,
+    load_raw,
+    raw_loader,
     remember,
     set_state,
     stored_values,
@@ -91,6 +93,9 @@ class Write:
     apply: Callable[[Item | None], None] | None = None
     missing_required: tuple[str, ...] = ()
     returning: bool = False  # a delete that returns the old item
+    # ``apply`` takes the returned attributes with their binary values still base64 text
+    # (``instances.raw_loader``): the transport need not search the answer for them.
+    raw_binary: bool = False
 
     def transact_items(self) -> list[dict[str, Any]]:
         body = dict(self.body)
@@ -529,9 +534,14 @@ def plan_update(
     body: dict[str, Any] = {"TableName": names.of(model), "Key": key}
     _render(body, all_of(checks), all_actions)
 
+    raw = raw_loader(model)
+
     def apply(attributes: Item | None) -> None:
         if attributes is not None:
-            fresh = load_checked(model, attributes)
+            if raw is not None:
+                fresh = load_raw(model, attributes, raw)
+            else:
+                fresh = load_checked(model, attributes)
             instance.__dict__.update(fresh.__dict__)
             # Each state is written only when it differs: most instances hold the defaults.
             if fresh._dm_extra or instance._dm_extra:
@@ -561,6 +571,7 @@ def plan_update(
         conditional=True,
         guards=guards,
         apply=apply,
+        raw_binary=raw is not None,
     )
 
 

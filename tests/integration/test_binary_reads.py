@@ -1,10 +1,11 @@
 """Binary values through the readers that leave them to the loader.
 
-The fast transport does not search a GetItem, Query, Scan or BatchGetItem answer for binary
-values when every model read takes none (``instances.raw_loader``): the items keep their
-base64 text, the loader decodes the undeclared attributes it keeps, and an item whose
-declared attribute holds one goes down the general path decoded. Every reader must give
-what the botocore transport (which always decodes) gives, bytes included.
+The fast transport does not search a GetItem, Query, Scan, BatchGetItem or UpdateItem
+answer for binary values when every model read takes none (``instances.raw_loader``):
+the items keep their base64 text, the loader decodes the undeclared attributes it keeps,
+and an item whose declared attribute holds one goes down the general path decoded. Every
+reader must give what the botocore transport (which always decodes) gives, bytes
+included.
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ async def test_the_pages_of_a_model_without_binary_fields_are_not_searched(
     assert len(await Plain.query("p", consistent=True).all()) == 6
     assert len(await Plain.scan(segments=2, consistent=True).all()) == 6
     assert len(await Plain.batch_get([("p", "i0"), ("p", "i1")])) == 2
-    assert await Plain.get("p", "i0") is not None
+    item = await Plain.get("p", "i0")
+    assert item is not None
+    await item.update(name="refreshed")  # the ALL_NEW answer is not searched either
+    assert normal(item.extra_attributes) == normal(LEGACY)
     with pytest.raises(AssertionError, match="searched"):
         await Blob.query("p").all()  # a model with binary fields: the answer is searched
 
@@ -301,3 +305,33 @@ async def test_the_rest_of_a_raw_answer_is_decoded(db: dm.Session) -> None:
     assert raw["LastEvaluatedKey"] == {"part": {"S": "p"}, "id": {"B": b"\x00"}}
     assert decoded["Items"][0]["data"] == {"B": b"\x07"}
     assert decoded["LastEvaluatedKey"] == raw["LastEvaluatedKey"]
+
+
+async def test_an_update_refreshes_undeclared_binary_values_as_botocore_does(
+    db: dm.Session, boto: dm.Session
+) -> None:
+    await seed(db)
+    await db.client.update_item(
+        TableName=db.table_name(Plain),
+        Key={"part": {"S": "p"}, "id": {"S": "i2"}},
+        UpdateExpression="SET #t = :l",
+        ExpressionAttributeNames={"#t": "tags"},
+        ExpressionAttributeValues={":l": {"L": [{"B": b"\x00"}]}},
+    )
+    refreshed = []
+    for session, name in ((db, "fast"), (boto, "botocore")):
+        for n in (0, 2):  # undeclared binary values; a binary value in a declared list
+            item = await Plain.get("p", f"i{n}", consistent=True, session=session)
+            assert item is not None
+            await item.update(name=name, session=session)
+            refreshed.append(item)
+
+    fast, decoded = refreshed[:2], refreshed[2:]
+    assert [p.model_dump(exclude={"name"}) for p in fast] == [
+        p.model_dump(exclude={"name"}) for p in decoded
+    ]
+    assert [normal(p.extra_attributes) for p in fast] == [
+        normal(p.extra_attributes) for p in decoded
+    ]
+    assert normal(fast[0].extra_attributes) == normal(LEGACY)
+    assert fast[1].tags == ["\x00"]
