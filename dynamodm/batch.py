@@ -16,10 +16,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import hooks, keys
-from .codec import Item, format_datetime, sized_item, utcnow
+from .codec import Item, Mismatch, format_datetime, sized_item, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
-from .instances import entity_class, expired, load_checked, load_raw, raw_loader
+from .instances import entity_class, expired, load_checked, raw_loader
 from .keys import identity_of, item_identity
 from .ratelimit import RateLimit
 from .writes import encode_for_put
@@ -107,38 +107,51 @@ async def batch_get(
         await _get_chunk(session, chunks[0], found, raw_binary)
     elif chunks:
         await _get_chunks(session, chunks, found, raw_binary)
+    # Models whose found items need a look before loading: an expiry to check, or a
+    # family to tell its classes apart.
+    checked = {
+        model
+        for model in loaders
+        if model.__dm_family__ is not None
+        or (not include_expired and model.__dm_schema__.ttl_attribute is not None)
+    }
     results: list[Any] = []
     bad: list[ItemInvalid] = []
     for model, fingerprint in wanted:
         item = found.get(fingerprint)
-        if (
-            item is not None
-            and (
-                include_expired
-                or model.__dm_schema__.ttl_attribute is None
-                or not expired(model, item)
+        if item is None:
+            continue
+        if model in checked and (
+            (
+                not include_expired
+                and model.__dm_schema__.ttl_attribute is not None
+                and expired(model, item)
             )
-            and (model.__dm_family__ is None or entity_class(model, item) is not None)
+            or (model.__dm_family__ is not None and entity_class(model, item) is None)
         ):
-            load = loaders[model]
+            continue
+        load = loaders[model] if raw_binary else None
+        if load is not None:
             try:
-                if load is not None and raw_binary:
-                    results.append(load_raw(model, item, load))
-                else:
-                    results.append(load_checked(model, item))
-            except ItemInvalid as error:
-                if on_invalid == "skip":
-                    # The key's values go on the record (``dynamodm_key``), not in its text.
-                    logger.warning(
-                        "batch_get: skipped a %s item that does not fit the model (fields %s); "
-                        "its key (%s) is on the record as dynamodm_key",
-                        model.__name__,
-                        ", ".join(error.fields),
-                        ", ".join(sorted(error.key or ())),
-                        extra={"dynamodm_key": error.key},
-                    )
-                    continue
-                bad.append(error)
+                results.append(load(item))
+                continue
+            except Mismatch:
+                pass  # load_checked decodes the item and validates it in full
+        try:
+            results.append(load_checked(model, item))
+        except ItemInvalid as error:
+            if on_invalid == "skip":
+                # The key's values go on the record (``dynamodm_key``), not in its text.
+                logger.warning(
+                    "batch_get: skipped a %s item that does not fit the model (fields %s); "
+                    "its key (%s) is on the record as dynamodm_key",
+                    model.__name__,
+                    ", ".join(error.fields),
+                    ", ".join(sorted(error.key or ())),
+                    extra={"dynamodm_key": error.key},
+                )
+                continue
+            bad.append(error)
     if bad:
         models = ", ".join(dict.fromkeys(e.model for e in bad))
         fields = ", ".join(dict.fromkeys(f for e in bad for f in e.fields))
