@@ -595,6 +595,8 @@ class ModelCodec(Codec):
         self.fast_load: Callable[[Item], Any] | Literal[False] | None = None
         # The same for items whose binary values may still be base64 text (instances.py).
         self.raw_load: Callable[[Item], Any] | Literal[False] | None = None
+        # The encoder of a positional (hash, range) key, made on first use (keys.py).
+        self.positional_key: Callable[[Any, Any], Item] | None = None
         self._bounded: frozenset[str] | None = None
         self._depth: int | None = None  # nesting_depth, once known
         self._depth_known = False

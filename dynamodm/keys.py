@@ -255,7 +255,32 @@ def from_call(
                 f"{model.__name__}: pass the key either positionally or by field names"
             )
         return from_fields(model, fields)
-    return from_values(model, hash_value, range_value)
+    encode = model.__dm_codec__.positional_key
+    if encode is None:
+        encode = model.__dm_codec__.positional_key = _positional_encoder(model)
+    return encode(hash_value, range_value)
+
+
+def _positional_encoder(model: type[Model]) -> Callable[[Any, Any], Item]:
+    """``from_values`` for one model, with a common key (short ASCII text for plain
+    ``str`` key fields) read in place by ``key_encoder``; any other value goes through
+    ``from_values``, as before."""
+    encode = key_encoder(model)
+    if model.__dm_schema__.range_key is None:
+
+        def hash_only(hash_value: Any, range_value: Any) -> Item:
+            if range_value is None and type(hash_value) is str:
+                return encode(hash_value)
+            return from_values(model, hash_value, range_value)
+
+        return hash_only
+
+    def pair(hash_value: Any, range_value: Any) -> Item:
+        if range_value is not None:
+            return encode((hash_value, range_value))
+        return from_values(model, hash_value, range_value)
+
+    return pair
 
 
 def from_instance(instance: Model) -> Item:

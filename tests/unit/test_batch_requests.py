@@ -392,6 +392,34 @@ def test_batch_gets_key_encoder_gives_what_from_any_gives(key: Any) -> None:
         assert _outcome(key_encoder(model), key) == _outcome(reference, key)
 
 
+@given(
+    hash_value=_KEY_PART
+    | st.tuples(_KEY_PART, _KEY_PART)
+    | st.fixed_dictionaries({"shelf": _KEY_TEXT}),
+    range_value=_KEY_PART,
+)
+def test_a_positional_key_encodes_as_from_values_encodes_it(
+    hash_value: Any, range_value: Any
+) -> None:
+    """``get(hash, range)`` and the other positional calls read a common key in place
+    (``from_call``'s encoder); every key, common or not, gives what ``from_values`` gives
+    or is refused with its message."""
+    from dynamodm.keys import from_call, from_values
+
+    for model in (Book, Shelf, Dated):
+
+        def positional(values: tuple[Any, Any], model: type[dm.Model] = model) -> Any:
+            return from_call(model, values[0], values[1], {})
+
+        def reference(values: tuple[Any, Any], model: type[dm.Model] = model) -> Any:
+            return from_values(model, values[0], values[1])
+
+        pair = (hash_value, range_value)
+        assert _outcome(positional, pair) == _outcome(reference, pair)
+        alone = (hash_value, None)
+        assert _outcome(positional, alone) == _outcome(reference, alone)
+
+
 async def test_a_finished_batch_leaves_nothing_to_the_cyclic_collector(scripted: Scripted) -> None:
     async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
         if operation == "BatchWriteItem":
