@@ -1649,9 +1649,9 @@ class EncodedItem(dict[str, AttributeValue]):
 
     __slots__ = ("json",)
 
-    def __init__(self, item: Item, json: bytes | None) -> None:
-        super().__init__(item)
-        self.json = json
+    # No Python ``__init__``: ``sized_item`` builds one with dict's own (a copy of the
+    # item, in C) and then sets ``json``, which every EncodedItem must be given.
+    json: bytes | None
 
     def __setitem__(self, key: str, value: AttributeValue) -> None:
         self.json = None
@@ -1736,8 +1736,25 @@ def sized_item(
 ) -> tuple[Item, int]:
     """``check_item_size``, and the item to send: an ``EncodedItem`` holding the JSON that
     measured it, so that the item is serialised once for its bound and its request."""
+    if bounded.issuperset(item):
+        # The common case, in one call: no nesting to walk and the JSON well within the
+        # limit (what _measure then does). Anything else, even a failed dump, goes
+        # through _measure, which decides as it always has.
+        try:
+            dumped = orjson.dumps(
+                item, default=_json_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS
+            )
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+        else:
+            if len(dumped) <= MAX_ITEM_SIZE:
+                encoded = EncodedItem(item)
+                encoded.json = dumped
+                return encoded, len(dumped)
     json, size = _measure(item, model, operation, bounded)
-    return EncodedItem(item, json), size
+    encoded = EncodedItem(item)
+    encoded.json = json
+    return encoded, size
 
 
 def _measure(

@@ -168,3 +168,30 @@ def test_the_json_measured_is_the_item_size_bound_and_large_items_are_refused() 
     encoded, size = sized_item(near, "Near", "put")
     assert size <= MAX_ITEM_SIZE
     assert orjson.loads(body({"Item": encoded})) == {"Item": near}
+
+
+@settings(max_examples=300, deadline=None)
+@given(items)
+def test_an_item_of_bounded_attributes_is_sized_as_the_full_check_sizes_it(
+    item: dict[str, Any],
+) -> None:
+    # Every attribute bounded: sized_item's one-dump path, which must give what the
+    # measured path gives (the check of nesting then has nothing to walk).
+    bounded = frozenset(item)
+    encoded, size = sized_item(item, "M", "batch put", bounded)
+    assert type(encoded) is EncodedItem and encoded == item
+    assert encoded.json == plain_body(item)
+    assert size == check_item_size(item, "M", "batch put", bounded) == len(plain_body(item))
+    encoded["extra"] = {"N": "1"}
+    assert encoded.json is None
+
+
+def test_bounded_items_near_and_over_the_limit_are_sized_exactly_or_refused() -> None:
+    big = {"pk": {"S": "a"}, "blob": {"S": "x" * (MAX_ITEM_SIZE + 1)}}
+    with pytest.raises(ItemTooLarge):
+        sized_item(big, "Big", "put", frozenset(big))
+    # Over the bound in JSON (quotes and names) but within DynamoDB's exact size.
+    near = {"pk": {"S": "a"}, "blob": {"S": "x" * (MAX_ITEM_SIZE - 20)}}
+    encoded, size = sized_item(near, "Near", "put", frozenset(near))
+    assert size == check_item_size(near, "Near", "put") <= MAX_ITEM_SIZE
+    assert orjson.loads(body({"Item": encoded})) == {"Item": near}
