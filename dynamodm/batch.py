@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import hooks, keys
-from .codec import Item, Mismatch, format_datetime, sized_item, utcnow
+from .codec import MAX_ITEM_SIZE, Item, Mismatch, format_datetime, sized_item, utcnow
 from .connection import Connection, current_connection
 from .errors import BatchWriteError, ItemInvalid, Throttled, UsageError
 from .instances import entity_class, expired, load_checked, raw_loader
@@ -247,6 +247,7 @@ class _PutPlan:
     """What the puts of one model in one batch share."""
 
     table: str
+    name: str  # the model's, for errors
     key_names: tuple[str, ...]
     bounded: frozenset[str]  # attributes whose nesting the size check need not walk
     updated_at: tuple[str, str] | None  # the UpdatedAt attribute and field, set on each put
@@ -293,7 +294,8 @@ class _Request:
 
     entries: dict[str, _Queued]  # by fingerprint; written ones leave it as they land
     keys: list[str]
-    deferred: bool  # some entries have async before-hooks still to run
+    deferred: bool  # some entries may have async before-hooks still to run
+    hooked: bool  # some entries may be of a model with hooks
     task: asyncio.Task[None] | None = None
     started: bool = False  # True once it may have reached DynamoDB
 
@@ -318,6 +320,11 @@ class BatchWriter:
         self.rate_limit = rate_limit
         self._session: Connection | None = None
         self._buffer: dict[str, _Queued] = {}
+        # Whether an entry of the buffer may have async before-hooks still to run, or be
+        # of a model with hooks: kept until the buffer is sent whole, so a replaced entry
+        # can only leave them set (which costs a look at each entry, nothing more).
+        self._deferred = False
+        self._hooked = False
         # Requests sent and not yet answered, and the last of them that holds each key:
         # a request leaves both when it is answered (so work per request stays constant
         # however many are queued).
@@ -365,10 +372,22 @@ class BatchWriter:
             raise UsageError(
                 f"batch put {model.__name__}: a partially loaded instance cannot be put whole"
             )
-        deferred = _before_hooks(instance, "save") if plan.hooks else False
+        deferred = False
+        if plan.hooks:
+            # Sync before-hooks run first: they may change what is encoded.
+            self._hooked = True
+            deferred = _before_hooks(instance, "save")
         entry = self._put_entry(instance, plan)
-        entry.deferred = deferred
-        self._add(entry)
+        if deferred:
+            entry.deferred = self._deferred = True
+        # _add, inlined: the last operation on a key wins (and goes last).
+        buffer = self._buffer
+        fingerprint = entry.fingerprint
+        if fingerprint in buffer:
+            del buffer[fingerprint]
+        buffer[fingerprint] = entry
+        if len(buffer) >= MAX_WRITES:
+            self._flush()
         return self._room
 
     def _plan(self, model: type[Model]) -> _PutPlan:
@@ -378,6 +397,7 @@ class BatchWriter:
         codec = model.__dm_codec__
         plan = _PutPlan(
             self.session.names.of(model),
+            model.__name__,
             _table_key(model),
             codec.bounded,
             (
@@ -402,11 +422,10 @@ class BatchWriter:
                 instance.__dict__[field] = now
 
         # From here on the item is only read: it carries the JSON it is sent as.
-        model = type(instance)
-        item, size = sized_item(item, model.__name__, "batch put", plan.bounded)
+        item, size = sized_item(item, plan.name, "batch put", plan.bounded)
         return _Queued(
             "put",
-            model,
+            type(instance),
             instance,
             {"PutRequest": {"Item": item}},
             plan.table,
@@ -445,6 +464,10 @@ class BatchWriter:
         deferred: bool = False,
     ) -> None:
         table = self.session.names.of(model)
+        if model.__dm_hooks__:
+            self._hooked = True
+        if deferred:
+            self._deferred = True
         self._add(
             _Queued(
                 "delete",
@@ -470,36 +493,51 @@ class BatchWriter:
             await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
 
     def _add(self, entry: _Queued) -> None:
-        self._buffer.pop(entry.fingerprint, None)
-        self._buffer[entry.fingerprint] = entry
-        if len(self._buffer) >= MAX_WRITES:
+        buffer = self._buffer
+        fingerprint = entry.fingerprint
+        if fingerprint in buffer:
+            del buffer[fingerprint]
+        buffer[fingerprint] = entry
+        if len(buffer) >= MAX_WRITES:
             self._flush()
 
     def _flush(self) -> None:
+        holding = self._holding
         while self._buffer:
-            chunk: dict[str, _Queued] = {}
-            size = 0
-            deferred = False
-            for fingerprint, entry in self._buffer.items():
-                if len(chunk) == MAX_WRITES or size + entry.size > MAX_WRITE_BYTES:
-                    break
-                chunk[fingerprint] = entry
-                size += entry.size
-                deferred = deferred or entry.deferred
-            if len(chunk) == len(self._buffer):
-                self._buffer = {}
+            chunk: dict[str, _Queued]
+            if len(self._buffer) <= MAX_WRITES and MAX_WRITES * MAX_ITEM_SIZE <= MAX_WRITE_BYTES:
+                # The whole buffer is one request (the usual case): no entry is over
+                # MAX_ITEM_SIZE (sized_item refuses them), so MAX_WRITES fit the limit.
+                chunk, self._buffer = self._buffer, {}
+                deferred, hooked = self._deferred, self._hooked
+                self._deferred = self._hooked = False
             else:
-                for fingerprint in chunk:
-                    del self._buffer[fingerprint]
-            request = _Request(chunk, list(chunk), deferred)
+                chunk = {}
+                size = 0
+                deferred = hooked = False
+                for fingerprint, entry in self._buffer.items():
+                    if len(chunk) == MAX_WRITES or size + entry.size > MAX_WRITE_BYTES:
+                        break
+                    chunk[fingerprint] = entry
+                    size += entry.size
+                    deferred = deferred or entry.deferred
+                    hooked = hooked or bool(entry.model.__dm_hooks__)
+                if len(chunk) == len(self._buffer):
+                    self._buffer = {}
+                    self._deferred = self._hooked = False
+                else:
+                    for fingerprint in chunk:
+                        del self._buffer[fingerprint]
+            request = _Request(chunk, list(chunk), deferred, hooked)
             # A key still in flight is written again only after that request is answered
             # (which itself waited for the one before), so the last operation on it wins.
             before: set[asyncio.Task[None]] = set()
-            for fingerprint in chunk:
-                holder = self._holding.get(fingerprint)
-                if holder is not None and holder.task is not None:
-                    before.add(holder.task)
-                self._holding[fingerprint] = request
+            if holding:
+                for fingerprint in holding.keys() & chunk.keys():
+                    task = holding[fingerprint].task
+                    if task is not None:
+                        before.add(task)
+            holding.update(dict.fromkeys(chunk, request))
             request.task = asyncio.get_running_loop().create_task(self._send(request, before))
             self._inflight.add(request)
             if len(self._buffer) < MAX_WRITES:
@@ -524,27 +562,35 @@ class BatchWriter:
                                         entry.target, self._plans[entry.model]
                                     )
                                 entry.deferred = False
-                    await self._write_chunk(pending)
+                    await self._write_chunk(pending, request.hooked)
                 except Exception as error:  # reported on exit with the items it concerns
                     self._errors.append(error)
                     self.failed.extend((e.kind, e.target) for e in pending.values())
         finally:
             self._inflight.discard(request)
+            holding = self._holding
             for fingerprint in request.keys:
-                if self._holding.get(fingerprint) is request:
-                    del self._holding[fingerprint]
+                if holding.get(fingerprint) is request:
+                    del holding[fingerprint]
 
-    async def _write_chunk(self, pending: dict[str, _Queued]) -> None:
-        """Write until nothing is pending; written entries leave ``pending`` as they land."""
+    async def _write_chunk(self, pending: dict[str, _Queued], hooked: bool = True) -> None:
+        """Write until nothing is pending; written entries leave ``pending`` as they land.
+        ``hooked`` False: no entry is of a model with hooks."""
         session = self.session
         started = session.retry.clock()
         attempt = 0
         while pending:
             request_items: dict[str, list[dict[str, Any]]] = {}
+            table = None
+            requests: list[dict[str, Any]] = []
             for entry in pending.values():
-                requests = request_items.get(entry.table)
-                if requests is None:
-                    requests = request_items[entry.table] = []
+                # Entries of one model share their table's str: one look-up per run.
+                if entry.table is not table:
+                    table = entry.table
+                    found = request_items.get(table)
+                    if found is None:
+                        found = request_items[table] = []
+                    requests = found
                 requests.append(entry.request)
             response = await session.call(
                 "BatchWriteItem",
@@ -556,6 +602,17 @@ class BatchWriter:
             if unprocessed:
                 left = _identities(unprocessed, pending)
                 landed = [f for f in pending if f not in left]
+            elif not hooked:
+                # All landed and no hooks to run: nothing can look at the record between
+                # two entries (apply only sets a field), so it is updated at once.
+                for entry in pending.values():
+                    if entry.apply is not None:
+                        entry.apply()
+                self.written += len(pending)
+                if self.written_items is not None:
+                    self.written_items.extend((e.kind, e.target) for e in pending.values())
+                pending.clear()
+                return
             else:
                 landed = list(pending)
             for fingerprint in landed:

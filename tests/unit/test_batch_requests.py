@@ -445,3 +445,96 @@ async def test_a_finished_batch_leaves_nothing_to_the_cyclic_collector(scripted:
         assert gc.collect() == 0  # every object was freed by its reference count
     finally:
         gc.enable()
+
+
+# ---------------------------------------------------------------- the write record
+
+
+class Noted(dm.Model):
+    """A model with an after-save hook that reads the batch's record as it runs."""
+
+    class Meta:
+        table = "noted"
+        registry = REG
+
+    id: Annotated[str, dm.HashKey]
+    seen: int = -1
+
+    @dm.after("save")
+    def note(self) -> None:
+        batch = BATCHES[-1]
+        self.seen = batch.written
+        assert batch.written_items is not None
+        SEEN.append((self.id, batch.written, len(batch.written_items)))
+
+
+class Deferred(dm.Model):
+    """A model with an async before-save hook (run just before the request is sent)."""
+
+    class Meta:
+        table = "deferred"
+        registry = REG
+
+    id: Annotated[str, dm.HashKey]
+    stamp: str = ""
+
+    @dm.before("save")
+    async def stamp_it(self) -> None:
+        self.stamp = "hooked"
+
+
+BATCHES: list[dm.BatchWriter] = []
+SEEN: list[tuple[str, int, int]] = []
+
+
+async def test_a_batch_of_models_with_and_without_hooks_keeps_an_exact_record(
+    scripted: Scripted,
+) -> None:
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    scripted.answer = answer
+    SEEN.clear()
+    books = [Book(shelf="s", id=f"b{n}") for n in range(30)]
+    noted = [Noted(id=f"n{n}") for n in range(3)]
+    async with dm.batch_write(keep_written=True) as batch:
+        BATCHES.append(batch)
+        # Requests of plain books only, then one with hooked items among the books.
+        for book in books[:25]:
+            batch.put(book)
+        await asyncio.sleep(0)
+        for n, book in enumerate(books[25:]):
+            batch.put(book)
+            if n < len(noted):
+                batch.put(noted[n])
+    assert batch.written == 33 and not batch.failed
+    assert batch.written_items == [("put", b) for b in books[:25]] + [
+        ("put", x) for pair in zip(books[25:28], noted, strict=True) for x in pair
+    ] + [("put", b) for b in books[28:]]
+    # Each after-hook ran once its item was counted and listed, before the next landed.
+    assert SEEN == [("n0", 27, 27), ("n1", 29, 29), ("n2", 31, 31)]
+
+
+async def test_a_deferred_put_replaced_by_a_plain_one_is_sent_as_the_plain_one(
+    scripted: Scripted,
+) -> None:
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    scripted.answer = answer
+    first, second = Deferred(id="d"), Deferred(id="d", stamp="mine")
+    async with dm.batch_write() as batch:
+        batch.put(first)
+        batch.delete_key(Deferred, "d")
+        batch.put(Book(shelf="s", id="b"))
+    assert batch.written == 2
+    ((_, request),) = scripted.sent
+    assert request["RequestItems"]["deferred"] == [{"DeleteRequest": {"Key": {"id": {"S": "d"}}}}]
+    assert first.stamp == ""  # replaced before it was sent: its hook never ran
+    scripted.sent.clear()
+    async with dm.batch_write() as batch:
+        batch.delete_key(Deferred, "d")
+        batch.put(second)
+    ((_, request),) = scripted.sent
+    (put,) = request["RequestItems"]["deferred"]
+    assert put["PutRequest"]["Item"]["stamp"] == {"S": "hooked"} and second.stamp == "hooked"
