@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import free_port
 
@@ -127,6 +127,20 @@ def test_item_identity_and_its_in_place_form_give_the_reference_text(
     assert item_identity(table, key) == expected
     item = {**extra, **key}
     assert identity_of(table, sorted(key), item) == expected
+
+
+key_part = st.none() | attribute_value | st.text(alphabet="ab\x00\x01S").map(lambda s: {"S": s})
+
+
+@settings(max_examples=500)
+@given(table=st.text(), pk=key_part, sk=key_part, extra=st.dictionaries(st.text(), attribute_value))
+def test_the_identity_of_two_key_attributes_is_the_reference_text(
+    table: str, pk: Any, sk: Any, extra: dict[str, Any]
+) -> None:
+    # identity_of unrolls two string attributes: every other case goes through its loop.
+    key = {name: av for name, av in (("pk", pk), ("sk", sk)) if av is not None}
+    item = {**{k: v for k, v in extra.items() if k not in ("pk", "sk")}, **key}
+    assert identity_of(table, ["pk", "sk"], item) == reference_identity(table, key)
 
 
 @given(
@@ -538,3 +552,38 @@ async def test_a_deferred_put_replaced_by_a_plain_one_is_sent_as_the_plain_one(
     ((_, request),) = scripted.sent
     (put,) = request["RequestItems"]["deferred"]
     assert put["PutRequest"]["Item"]["stamp"] == {"S": "hooked"} and second.stamp == "hooked"
+
+
+async def test_keys_in_flight_are_written_again_in_order_and_released_when_answered(
+    scripted: Scripted,
+) -> None:
+    release = asyncio.Event()
+
+    async def answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        await release.wait()
+        return {}
+
+    scripted.answer = answer
+
+    def ids(request: dict[str, Any]) -> list[str]:
+        return [p["PutRequest"]["Item"]["id"]["S"] for p in request["RequestItems"]["books"]]
+
+    async with dm.batch_write() as batch:
+        for n in range(25):  # A: b0..b24
+            batch.put(Book(shelf="s", id=f"b{n}", title="A"))
+        for n in [*range(5), *range(25, 45)]:  # B: b0..b4 again, b25..b44
+            batch.put(Book(shelf="s", id=f"b{n}", title="B"))
+        for n in range(25):  # C: b0..b24 again (held by A and B)
+            batch.put(Book(shelf="s", id=f"b{n}", title="C"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        # Only A is sent: B and C wait for the requests that hold their keys.
+        assert [ids(r) for _, r in scripted.sent] == [[f"b{n}" for n in range(25)]]
+        assert len(batch._holding) == 45
+        release.set()
+    titles = [
+        {p["PutRequest"]["Item"]["title"]["S"] for p in r["RequestItems"]["books"]}
+        for _, r in scripted.sent
+    ]
+    assert titles == [{"A"}, {"B"}, {"C"}]
+    assert batch.written == 75 and not batch._holding and not batch._inflight
