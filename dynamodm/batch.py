@@ -298,6 +298,9 @@ class _Request:
     hooked: bool  # some entries may be of a model with hooks
     task: asyncio.Task[None] | None = None
     started: bool = False  # True once it may have reached DynamoDB
+    # How many keys of ``BatchWriter._holding`` name this request (-1: unknown, after
+    # _abandon cleared them): when that is all of them, answering it clears them at once.
+    held: int = 0
 
 
 class BatchWriter:
@@ -534,10 +537,12 @@ class BatchWriter:
             before: set[asyncio.Task[None]] = set()
             if holding:
                 for fingerprint in holding.keys() & chunk.keys():
-                    task = holding[fingerprint].task
-                    if task is not None:
-                        before.add(task)
+                    holder = holding[fingerprint]
+                    holder.held -= 1
+                    if holder.task is not None:
+                        before.add(holder.task)
             holding.update(dict.fromkeys(chunk, request))
+            request.held = len(chunk)
             request.task = asyncio.get_running_loop().create_task(self._send(request, before))
             self._inflight.add(request)
             if len(self._buffer) < MAX_WRITES:
@@ -569,9 +574,12 @@ class BatchWriter:
         finally:
             self._inflight.discard(request)
             holding = self._holding
-            for fingerprint in request.keys:
-                if holding.get(fingerprint) is request:
-                    del holding[fingerprint]
+            if request.held == len(holding):
+                holding.clear()  # every key held is this request's
+            else:
+                for fingerprint in request.keys:
+                    if holding.get(fingerprint) is request:
+                        del holding[fingerprint]
 
     async def _write_chunk(self, pending: dict[str, _Queued], hooked: bool = True) -> None:
         """Write until nothing is pending; written entries leave ``pending`` as they land.
@@ -684,6 +692,7 @@ class BatchWriter:
         self._holding.clear()
         tasks = []
         for request in requests:
+            request.held = -1
             if request.task is None:
                 continue
             if not request.started:
