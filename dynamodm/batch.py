@@ -383,14 +383,7 @@ class BatchWriter:
         entry = self._put_entry(instance, plan)
         if deferred:
             entry.deferred = self._deferred = True
-        # _add, inlined: the last operation on a key wins (and goes last).
-        buffer = self._buffer
-        fingerprint = entry.fingerprint
-        if fingerprint in buffer:
-            del buffer[fingerprint]
-        buffer[fingerprint] = entry
-        if len(buffer) >= MAX_WRITES:
-            self._flush()
+        self._add(entry)
         return self._room
 
     def _plan(self, model: type[Model]) -> _PutPlan:
@@ -496,6 +489,7 @@ class BatchWriter:
             await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
 
     def _add(self, entry: _Queued) -> None:
+        """Buffer an entry: the last operation on a key wins (and goes last)."""
         buffer = self._buffer
         fingerprint = entry.fingerprint
         if fingerprint in buffer:

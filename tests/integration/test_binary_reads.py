@@ -101,6 +101,28 @@ async def seed(db: dm.Session, count: int = 6) -> None:
             )
 
 
+async def stored_item(db: dm.Session, item_id: str) -> dict[str, Any]:
+    """The item as stored, read around the library."""
+    response = await db.client.get_item(
+        TableName=db.table_name(Plain),
+        Key={"part": {"S": "p"}, "id": {"S": item_id}},
+        ConsistentRead=True,
+    )
+    item: dict[str, Any] = response["Item"]
+    return item
+
+
+async def put_binary_in_tags(db: dm.Session, item_id: str) -> None:
+    """Store a binary value in the declared list of str ``tags``, around the library."""
+    await db.client.update_item(
+        TableName=db.table_name(Plain),
+        Key={"part": {"S": "p"}, "id": {"S": item_id}},
+        UpdateExpression="SET #t = :l",
+        ExpressionAttributeNames={"#t": "tags"},
+        ExpressionAttributeValues={":l": {"L": [{"B": b"\x00"}]}},
+    )
+
+
 Reader = Callable[[dm.Session], Awaitable[list[Plain]]]
 
 
@@ -205,24 +227,12 @@ async def test_a_save_after_the_read_keeps_the_undeclared_binary_values(
 
     item.name = "renamed"
     await item.save()
-    stored = (
-        await db.client.get_item(
-            TableName=db.table_name(Plain),
-            Key={"part": {"S": "p"}, "id": {"S": "i0"}},
-            ConsistentRead=True,
-        )
-    )["Item"]
+    stored = await stored_item(db, "i0")
     assert stored["name"] == {"S": "renamed"}
     assert normal({k: stored[k] for k in LEGACY}) == normal(LEGACY)
 
     await item.save(replace=True)  # a full put sends the undeclared attributes back
-    stored = (
-        await db.client.get_item(
-            TableName=db.table_name(Plain),
-            Key={"part": {"S": "p"}, "id": {"S": "i0"}},
-            ConsistentRead=True,
-        )
-    )["Item"]
+    stored = await stored_item(db, "i0")
     assert normal({k: stored[k] for k in LEGACY}) == normal(LEGACY)
 
 
@@ -255,13 +265,7 @@ async def test_binary_in_a_declared_list_loads_as_botocore_loads_it(
     db: dm.Session, boto: dm.Session
 ) -> None:
     await seed(db)
-    await db.client.update_item(
-        TableName=db.table_name(Plain),
-        Key={"part": {"S": "p"}, "id": {"S": "i2"}},
-        UpdateExpression="SET #t = :l",
-        ExpressionAttributeNames={"#t": "tags"},
-        ExpressionAttributeValues={":l": {"L": [{"B": b"\x00"}]}},
-    )
+    await put_binary_in_tags(db, "i2")
 
     fast = await Plain.query("p", consistent=True, on_invalid="skip", session=db).all()
     decoded = await Plain.query("p", consistent=True, on_invalid="skip", session=boto).all()
@@ -311,13 +315,7 @@ async def test_an_update_refreshes_undeclared_binary_values_as_botocore_does(
     db: dm.Session, boto: dm.Session
 ) -> None:
     await seed(db)
-    await db.client.update_item(
-        TableName=db.table_name(Plain),
-        Key={"part": {"S": "p"}, "id": {"S": "i2"}},
-        UpdateExpression="SET #t = :l",
-        ExpressionAttributeNames={"#t": "tags"},
-        ExpressionAttributeValues={":l": {"L": [{"B": b"\x00"}]}},
-    )
+    await put_binary_in_tags(db, "i2")
     refreshed = []
     for session, name in ((db, "fast"), (boto, "botocore")):
         for n in (0, 2):  # undeclared binary values; a binary value in a declared list
