@@ -221,7 +221,7 @@ def _fast_loader(
     if not raw:
         return load
 
-    def load_raw(item: Item) -> Any:
+    def load_decoding(item: Item) -> Any:
         instance, found = build(item)
         if found != len(item):
             for name, av in item.items():
@@ -232,7 +232,7 @@ def _fast_loader(
                 keep(instance, "_dm_extra", extra)
         return instance
 
-    return load_raw
+    return load_decoding
 
 
 def entity_class(model: type[M], item: Item) -> type[M] | None:
