@@ -277,27 +277,24 @@ class Connection:
         ``raw_binary``: the items of a GetItem, Query, Scan, BatchGetItem or UpdateItem
         answer may keep their binary values as base64 text, for a caller that decodes them
         (``raw_loader``)."""
-        try:
-            return await self._call(
-                operation,
-                request,
-                idempotent=idempotent,
-                table=table,
-                rate_limit=rate_limit,
-                raw_binary=raw_binary,
-            )
-        except TableNotFound:
-            names = [table] if table else list(request.get("RequestItems", {}))
-            if operation.endswith("Table") or not await self.create_missing_tables(names):
-                raise
-            return await self._call(
-                operation,
-                request,
-                idempotent=idempotent,
-                table=table,
-                rate_limit=rate_limit,
-                raw_binary=raw_binary,
-            )
+        created = False
+        while True:
+            try:
+                return await self._call(
+                    operation,
+                    request,
+                    idempotent=idempotent,
+                    table=table,
+                    rate_limit=rate_limit,
+                    raw_binary=raw_binary,
+                )
+            except TableNotFound:
+                if created or operation.endswith("Table"):
+                    raise
+                names = [table] if table else list(request.get("RequestItems", {}))
+                if not await self.create_missing_tables(names):
+                    raise
+                created = True  # sent once more; a second TableNotFound is the answer
 
     async def create_missing_tables(self, names: list[str]) -> bool:
         """Create tables that a request found missing; True when it did. The base
